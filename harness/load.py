@@ -1,0 +1,170 @@
+"""Locust API/UI load against Airflow, run as a library in its own process.
+
+gevent monkey-patches whatever imports Locust, so the harness never does: :class:`LoadProcess`
+starts ``python -m harness.locust_main --config <json>`` in a new session, and that process
+records every request into ``<run_dir>/history/locust.jsonl`` (type ``request``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit
+
+from harness.errors import HarnessError
+
+CONFIG_NAME = "locust_config.json"
+LOG_NAME = "locust.log"
+HISTORY_SOURCE = "locust"
+
+
+def is_loopback_host(host: str) -> bool:
+    """True if ``host`` (a name or address, no port) is localhost, 127.0.0.0/8 or ::1."""
+    host = host.strip().strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def require_loopback(url: str) -> str:
+    """Return ``url`` without a trailing slash, or raise HarnessError if it is not loopback."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise HarnessError(
+            f"target URL {url!r} is not an http(s) URL with a host",
+            "pass e.g. http://127.0.0.1:8080",
+        )
+    if not is_loopback_host(parts.hostname):
+        raise HarnessError(
+            f"refusing to send load to non-loopback host {parts.hostname!r}",
+            "target a local cluster on 127.0.0.1/localhost (port-forward remote ones)",
+        )
+    return url.rstrip("/")
+
+
+class LoadProcess:
+    """A Locust load generator in a child process (own session), stopped with the run.
+
+    ``trigger_weight`` > 0 adds a user task that triggers runs of ``trigger_dag_ids``;
+    ``duration_s`` makes the child stop by itself after that long.
+    """
+
+    def __init__(
+        self,
+        run_dir: Path | str,
+        host: str,
+        users: int = 10,
+        spawn_rate: float = 5,
+        duration_s: float | None = None,
+        trigger_weight: int = 0,
+        wait_time: tuple[float, float] = (0.5, 2.0),
+        *,
+        dag_ids: tuple[str, ...] = ("ha_bench_short",),
+        trigger_dag_ids: tuple[str, ...] = ("ha_bench_short",),
+        request_timeout_s: float = 10.0,
+    ) -> None:
+        self.host = require_loopback(host)
+        self.run_dir = Path(run_dir)
+        self.config: dict[str, Any] = {
+            "run_dir": str(self.run_dir),
+            "host": self.host,
+            "users": int(users),
+            "spawn_rate": float(spawn_rate),
+            "duration_s": duration_s,
+            "trigger_weight": int(trigger_weight),
+            "wait_time": [float(wait_time[0]), float(wait_time[1])],
+            "dag_ids": list(dag_ids),
+            "trigger_dag_ids": list(trigger_dag_ids),
+            "request_timeout_s": float(request_timeout_s),
+            "source": HISTORY_SOURCE,
+        }
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    @property
+    def returncode(self) -> int | None:
+        return self._proc.poll() if self._proc else None
+
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self) -> None:
+        """Write the config and start the Locust child process."""
+        if self._proc is not None:
+            raise RuntimeError("LoadProcess already started")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        config_path = self.run_dir / CONFIG_NAME
+        config_path.write_text(json.dumps(self.config, indent=2), encoding="utf-8")
+        env = dict(os.environ)
+        repo_root = str(Path(__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (repo_root, env.get("PYTHONPATH")) if p)
+        with open(self.run_dir / LOG_NAME, "ab") as log:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "harness.locust_main", "--config", str(config_path)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
+
+    def stop(self, timeout_s: float = 10.0) -> int | None:
+        """SIGTERM the process group, wait up to ``timeout_s``, then SIGKILL it."""
+        proc = self._proc
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            self._signal_group(signal.SIGTERM)
+            try:
+                proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self._signal_group(signal.SIGKILL)
+                proc.wait(timeout=10)
+            # stragglers of the session (Locust starts none, but be sure); only right after
+            # the leader was seen alive, so the group id cannot have been reused
+            self._signal_group(signal.SIGKILL)
+        return proc.returncode
+
+    def wait(self, timeout_s: float | None = None) -> int | None:
+        """Wait for the child to exit by itself (e.g. after ``duration_s``)."""
+        if self._proc is None:
+            return None
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while self._proc.poll() is None:
+            if deadline is not None and time.monotonic() >= deadline:
+                return None
+            time.sleep(0.1)
+        return self._proc.returncode
+
+    def _signal_group(self, sig: signal.Signals) -> None:
+        assert self._proc is not None
+        try:
+            os.killpg(self._proc.pid, sig)  # pgid == pid: start_new_session=True
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def __enter__(self) -> LoadProcess:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,556 @@
+"""The embedded ``local`` platform: a real HA Airflow cluster as supervised local processes.
+
+PostgreSQL, Redis, HAProxy in front of the api-servers, schedulers, dag-processors,
+triggerers and Celery workers — every one a :class:`Replica` supervised like a pod, all
+on 127.0.0.1 with ports picked at run time, in a private directory removed at the end.
+Use it as a context manager; nothing it started outlives it (see :mod:`.watchdog` for the
+case where the harness itself is killed).
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import glob
+import http.client
+import io
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from harness import __version__
+from harness.airflow_env import AirflowEnv, ensure_airflow
+from harness.errors import HarnessError
+from harness.events import EventBus
+from harness.platform.local import checks
+from harness.platform.local.process import (
+    CLUSTER_VAR,
+    find_processes,
+    free_port,
+    port_is_free,
+    tail,
+)
+from harness.platform.local.supervisor import Replica, ReplicaSpec
+from harness.platform.local.watchdog import reap_cluster
+from harness.topology import Probe, RestartPolicy, Topology
+
+DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
+SERVICES = ("postgres", "redis", "haproxy")
+_PACKAGES = {"postgres": "postgresql", "initdb": "postgresql", "redis-server": "redis-server",
+             "haproxy": "haproxy"}  # fmt: skip
+
+
+class BringUpError(HarnessError):
+    """A replica did not become ready in time."""
+
+
+def find_binary(name: str) -> str:
+    """Absolute path of a server binary, or a HarnessError naming the package to install."""
+    path = shutil.which(name)
+    if path is None and name in ("postgres", "initdb"):
+        candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+        path = candidates[-1] if candidates else None
+    if path is None:
+        package = _PACKAGES.get(name, name)
+        raise HarnessError(
+            f"{name} not found on PATH",
+            fix=f"install it: `apt-get install {package}` (Debian/Ubuntu), or run scripts/setup.sh",
+        )
+    return path
+
+
+class LocalCluster:
+    """A running reference HA cluster; ``with LocalCluster(topology) as c: ...``."""
+
+    platform = "local"
+
+    def __init__(
+        self,
+        topology: Topology | None = None,
+        *,
+        logs_dir: Path | None = None,
+        bus: EventBus | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self.topology = topology or Topology()
+        self.bus = bus or EventBus()
+        self._say = log or (lambda msg: None)
+        self.cluster_id = f"hab-{os.getpid()}-{secrets.token_hex(4)}"
+        self.data_dir: Path | None = None
+        self._logs_dir_arg = logs_dir
+        self.logs_dir: Path | None = None
+        self.replicas: dict[str, Replica] = {}
+        self.ports: dict[str, int] = {}
+        self._watchdog: subprocess.Popen | None = None
+        self._lb_watch_stop = threading.Event()
+        self._lb_thread: threading.Thread | None = None
+        self._started = False
+        self._stopped = False
+        self.airflow: AirflowEnv | None = None
+        self.timings: dict[str, float] = {}
+
+    # -- addresses ---------------------------------------------------------------------
+    @property
+    def lb_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['lb']}"
+
+    @property
+    def stats_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['lb_stats']}/stats"
+
+    @property
+    def api_server_urls(self) -> dict[str, str]:
+        return {
+            name: f"http://127.0.0.1:{self.ports[name]}"
+            for name, r in self.replicas.items()
+            if r.component == "api-server"
+        }
+
+    @property
+    def ledger_path(self) -> Path:
+        assert self.data_dir is not None
+        return self.data_dir / "ledger.jsonl"
+
+    @property
+    def dsn(self) -> str:
+        return f"postgresql://airflow@127.0.0.1:{self.ports['postgres']}/airflow"
+
+    def components(self, component: str) -> list[Replica]:
+        return [r for r in self.replicas.values() if r.component == component]
+
+    def replica(self, name: str) -> Replica:
+        try:
+            return self.replicas[name]
+        except KeyError:
+            known = ", ".join(self.replicas)
+            raise HarnessError(
+                f"no replica named {name!r}", fix=f"use one of: {known}"
+            ) from None
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def __enter__(self) -> LocalCluster:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self, progress: Callable[[dict[str, bool]], None] | None = None) -> None:
+        """Bring the cluster up and block until every replica is ready."""
+        if self._started:
+            raise RuntimeError("cluster already started")
+        self._started = True
+        t0 = time.monotonic()
+        binaries = {b: find_binary(b) for b in ("postgres", "initdb", "redis-server", "haproxy")}
+        self.airflow = ensure_airflow(self.topology.airflow_version, log=self._say)
+        self.timings["airflow_env_s"] = time.monotonic() - t0
+        self.data_dir = Path(tempfile.mkdtemp(prefix="ha-bench-"))
+        self.data_dir.chmod(0o755)  # the postgres user must reach its data directory
+        self._start_watchdog()
+        self.logs_dir = Path(self._logs_dir_arg or self.data_dir / "logs")
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        self._allocate_ports()
+        self._say(f"cluster {self.cluster_id} in {self.data_dir}")
+
+        self._start_postgres(binaries["postgres"], binaries["initdb"])
+        self._add(self._redis_spec(binaries["redis-server"]), start=True)
+        self._wait_ready(["postgres", "redis"], progress, timeout_s=60)
+        self.timings["services_s"] = time.monotonic() - t0
+        self._prepare_airflow()
+        self.timings["db_migrate_s"] = time.monotonic() - t0
+        for spec in self._airflow_specs():
+            self._add(spec, start=True)
+        self._add(self._haproxy_spec(binaries["haproxy"]), start=True)
+        self._lb_thread = threading.Thread(target=self._watch_lb, name="lb-watch", daemon=True)
+        self._lb_thread.start()
+        self._wait_ready(list(self.replicas), progress, timeout_s=self.topology.startup_timeout_s)
+        self.timings["ready_s"] = time.monotonic() - t0
+        self.bus.emit("marker", name="cluster_ready", detail=dict(self.timings))
+
+    def stop(self) -> None:
+        """Stop everything, verify nothing is left, remove the private directory."""
+        if self._stopped or not self._started:
+            self._stopped = True
+            return
+        self._stopped = True
+        self._lb_watch_stop.set()
+        airflow = [r for r in self.replicas.values() if r.component not in SERVICES]
+        with ThreadPoolExecutor(max_workers=max(1, len(airflow))) as pool:
+            list(pool.map(lambda r: r.stop(), airflow))
+        for name in ("haproxy", "redis", "postgres"):
+            if name in self.replicas:
+                self.replicas[name].stop()
+        leftovers = reap_cluster(self.cluster_id)
+        if leftovers:
+            self._say(f"killed {leftovers} leftover cluster processes")
+        if self.data_dir is not None:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+        if self._watchdog is not None:
+            self._watchdog.stdin.close()  # tells the watchdog we are done
+            try:
+                self._watchdog.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._watchdog.kill()
+        self.bus.emit("marker", name="cluster_stopped")
+
+    def leftover_processes(self) -> list[int]:
+        return find_processes(marker=(CLUSTER_VAR, self.cluster_id))
+
+    def metadata(self) -> dict[str, Any]:
+        """What a result needs to say about this cluster's setup."""
+        return {
+            "platform": self.platform,
+            "cluster_id": self.cluster_id,
+            "airflow_version": self.topology.airflow_version,
+            "topology": self.topology.model_dump(),
+            "airflow_config_overrides": dict(self.topology.airflow_config),
+            "harness_version": __version__,
+            "replicas": {n: r.component for n, r in self.replicas.items()},
+            "ports": dict(self.ports),
+            "timings": dict(self.timings),
+        }
+
+    # -- internals ---------------------------------------------------------------------
+    def _start_watchdog(self) -> None:
+        assert self.data_dir is not None
+        env = {k: v for k, v in os.environ.items() if k != CLUSTER_VAR}
+        self._watchdog = subprocess.Popen(
+            [sys.executable, "-m", "harness.platform.local.watchdog", self.cluster_id,
+             str(self.data_dir)],
+            stdin=subprocess.PIPE,
+            env=env,
+            start_new_session=True,
+        )  # fmt: skip
+
+    def _allocate_ports(self) -> None:
+        names = ["postgres", "redis", "lb", "lb_stats"]
+        t = self.topology
+        names += [f"api-server-{i}" for i in range(t.api_servers)]
+        names += [f"scheduler-{i}" for i in range(t.schedulers)]
+        names += [f"triggerer-{i}" for i in range(t.triggerers)]
+        names += [f"worker-{i}" for i in range(t.workers)]
+        used: set[int] = set()
+        for name in names:
+            port = free_port(exclude=used)
+            used.add(port)
+            self.ports[name] = port
+
+    def _add(self, spec: ReplicaSpec, *, start: bool) -> Replica:
+        replica = Replica(spec, self.bus)
+        self.replicas[spec.name] = replica
+        if start:
+            replica.start()
+        return replica
+
+    def _spec(self, name: str, component: str, command: list[str], **kw: Any) -> ReplicaSpec:
+        assert self.logs_dir is not None
+        kw.setdefault("restart", self.topology.restart)
+        kw.setdefault("grace_s", self.topology.termination_grace_s)
+        kw.setdefault("readiness_probe", self.topology.readiness)
+        env = {**kw.pop("env", dict(os.environ)), CLUSTER_VAR: self.cluster_id,
+               "HA_BENCH_REPLICA": name}  # fmt: skip
+        return ReplicaSpec(
+            name=name,
+            component=component,
+            command=command,
+            env=env,
+            log_path=self.logs_dir / f"{name}.log",
+            cluster_id=self.cluster_id,
+            **kw,
+        )
+
+    def _start_postgres(self, postgres: str, initdb: str) -> None:
+        assert self.data_dir is not None and self.logs_dir is not None
+        user = "postgres" if os.geteuid() == 0 else None
+        pgdata = self.data_dir / "pgdata"
+        sockets = self.data_dir / "pgsock"
+        for d in (pgdata, sockets):
+            d.mkdir(mode=0o700)
+            if user:
+                shutil.chown(d, user, user)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        env[CLUSTER_VAR] = self.cluster_id
+        result = subprocess.run(
+            [initdb, "-D", str(pgdata), "-U", "airflow", "--auth=trust", "-E", "UTF8",
+             "--no-sync"],
+            user=user, env=env, capture_output=True, text=True, cwd="/",
+        )  # fmt: skip
+        if result.returncode != 0:
+            last = (result.stderr.strip().splitlines() or ["?"])[-1]
+            raise HarnessError(
+                f"initdb failed: {last}",
+                fix="check the PostgreSQL install (`apt-get install postgresql`)",
+            )
+        port = self.ports["postgres"]
+        command = [
+            postgres, "-D", str(pgdata), "-p", str(port), "-k", str(sockets),
+            "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=400",
+            "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+            "-c", "shared_buffers=128MB",
+        ]  # fmt: skip
+        dsn = f"postgresql://airflow@127.0.0.1:{port}/postgres"
+        spec = self._spec(
+            "postgres", "postgres", command, env=env, user=user, cwd=Path("/"),
+            ports=(port,), readiness=checks.postgres_check(dsn),
+            stop_signal=signal.SIGINT,  # PostgreSQL "fast" shutdown
+        )  # fmt: skip
+        self._add(spec, start=True)
+
+    def _redis_spec(self, redis: str) -> ReplicaSpec:
+        assert self.data_dir is not None
+        port = self.ports["redis"]
+        (self.data_dir / "redis").mkdir()
+        command = [redis, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                   "--appendonly", "no", "--dir", str(self.data_dir / "redis"),
+                   "--protected-mode", "no"]  # fmt: skip
+        return self._spec("redis", "redis", command, ports=(port,),
+                          readiness=checks.redis_check(port))  # fmt: skip
+
+    def _haproxy_spec(self, haproxy: str) -> ReplicaSpec:
+        assert self.data_dir is not None
+        config = self.data_dir / "haproxy.cfg"
+        config.write_text(haproxy_config(self.ports["lb"], self.ports["lb_stats"],
+                                         {n: self.ports[n] for n in self.api_server_urls}))
+        # fmt: skip
+        return self._spec(
+            "haproxy", "haproxy", [haproxy, "-db", "-f", str(config)],
+            ports=(self.ports["lb"], self.ports["lb_stats"]),
+            readiness=checks.http_check(self.ports["lb_stats"], "/stats"),
+        )  # fmt: skip
+
+    def airflow_env(self) -> dict[str, str]:
+        """The environment shared by every Airflow component (secrets included)."""
+        assert self.airflow is not None and self.data_dir is not None
+        if not hasattr(self, "_airflow_env"):
+            home = self.data_dir / "airflow"
+            pg, lb = self.ports["postgres"], self.lb_url
+            env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+            env.update(
+                {
+                    "PATH": f"{self.airflow.bin}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+                    "VIRTUAL_ENV": str(self.airflow.prefix),
+                    "AIRFLOW_HOME": str(home),
+                    "PYTHONUNBUFFERED": "1",
+                    "HA_BENCH_LEDGER": str(self.ledger_path),
+                    "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+                    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                    "AIRFLOW__CORE__DAGS_FOLDER": str(self.data_dir / "dags"),
+                    "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+                    "AIRFLOW__CORE__FERNET_KEY": base64.urlsafe_b64encode(
+                        secrets.token_bytes(32)
+                    ).decode(),
+                    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+                    "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{lb}/execution/",
+                    "AIRFLOW__API__BASE_URL": lb,
+                    "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
+                    "AIRFLOW__API__WORKERS": str(self.topology.api_server_workers),
+                    "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+                    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": (
+                        f"postgresql+psycopg2://airflow@127.0.0.1:{pg}/airflow"
+                    ),
+                    "AIRFLOW__CELERY__BROKER_URL": f"redis://127.0.0.1:{self.ports['redis']}/0",
+                    "AIRFLOW__CELERY__RESULT_BACKEND": (
+                        f"db+postgresql://airflow@127.0.0.1:{pg}/airflow"
+                    ),
+                    "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(self.topology.worker_concurrency),
+                    "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
+                    "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST": "127.0.0.1",
+                    CLUSTER_VAR: self.cluster_id,
+                }
+            )
+            env.update(self.topology.airflow_env())
+            self._airflow_env = env
+        return dict(self._airflow_env)
+
+    def _prepare_airflow(self) -> None:
+        assert self.data_dir is not None and self.airflow is not None and self.logs_dir
+        import psycopg
+
+        with psycopg.connect(
+            f"postgresql://airflow@127.0.0.1:{self.ports['postgres']}/postgres", autocommit=True
+        ) as conn:
+            conn.execute("CREATE DATABASE airflow")
+        dags = self.data_dir / "dags"
+        dags.mkdir()
+        for source in DAGS_DIR.glob("*.py"):
+            shutil.copy(source, dags / source.name)
+        log = self.logs_dir / "db-migrate.log"
+        with open(log, "ab") as out:
+            result = subprocess.run(
+                [str(self.airflow.airflow), "db", "migrate"],
+                env=self.airflow_env(), stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True, timeout=300,
+            )  # fmt: skip
+        if result.returncode != 0:
+            raise BringUpError(
+                f"`airflow db migrate` failed (exit {result.returncode}): "
+                + tail(log, 3).replace("\n", " | "),
+                fix=f"read {log}",
+            )
+
+    def _airflow_specs(self) -> list[ReplicaSpec]:
+        assert self.airflow is not None
+        t, airflow, dsn = self.topology, str(self.airflow.airflow), self.dsn
+        base = self.airflow_env()
+        specs = []
+        liveness = t.liveness
+        for i in range(t.api_servers):
+            name, port = f"api-server-{i}", self.ports[f"api-server-{i}"]
+            health = checks.http_check(port, "/api/v2/monitor/health")
+            specs.append(self._spec(
+                name, "api-server",
+                [airflow, "api-server", "--host", "127.0.0.1", "--port", str(port),
+                 "--workers", str(t.api_server_workers)],
+                env=base, ports=(port,), readiness=health, liveness=health,
+                liveness_probe=liveness,
+            ))  # fmt: skip
+        for i in range(t.schedulers):
+            name, port = f"scheduler-{i}", self.ports[f"scheduler-{i}"]
+            health = checks.http_check(port, "/health")
+            env = {**base, "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(port)}
+            specs.append(self._spec(
+                name, "scheduler", [airflow, "scheduler"], env=env, ports=(port,),
+                readiness=health, liveness=health, liveness_probe=liveness,
+            ))  # fmt: skip
+        for i in range(t.dag_processors):
+            health = checks.job_check(dsn, "DagProcessorJob")
+            specs.append(self._spec(
+                f"dag-processor-{i}", "dag-processor", [airflow, "dag-processor"], env=base,
+                readiness=health,
+            ))  # fmt: skip
+        for i in range(t.triggerers):
+            name, port = f"triggerer-{i}", self.ports[f"triggerer-{i}"]
+            env = {**base, "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(port)}
+            specs.append(self._spec(
+                name, "triggerer", [airflow, "triggerer"], env=env, ports=(port,),
+                readiness=checks.job_check(dsn, "TriggererJob"),
+            ))  # fmt: skip
+        for i in range(t.workers):
+            name, port = f"worker-{i}", self.ports[f"worker-{i}"]
+            env = {**base, "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(port)}
+            ready = checks.log_line_check(r"@\S+ ready\.", then=checks.tcp_check(port))
+            specs.append(self._spec(
+                name, "worker",
+                [airflow, "celery", "worker", "--celery-hostname", f"{name}@%h",
+                 "--concurrency", str(t.worker_concurrency)],
+                env=env, ports=(port,), readiness=ready,
+                grace_s=max(t.termination_grace_s, 30.0),  # warm shutdown finishes tasks
+            ))  # fmt: skip
+        return specs
+
+    def _wait_ready(
+        self,
+        names: list[str],
+        progress: Callable[[dict[str, bool]], None] | None,
+        *,
+        timeout_s: float,
+    ) -> None:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            state = {n: self.replicas[n].ready for n in names}
+            if progress:
+                progress(state)
+            if all(state.values()):
+                return
+            for name in names:
+                replica = self.replicas[name]
+                if replica.restarts >= 3 and not replica.ready:
+                    self._fail_bring_up(replica, "keeps exiting")
+            if time.monotonic() >= deadline:
+                slow = next(self.replicas[n] for n, ok in state.items() if not ok)
+                self._fail_bring_up(slow, f"not ready after {timeout_s:.0f}s")
+            time.sleep(0.2)
+
+    def _fail_bring_up(self, replica: Replica, why: str) -> None:
+        lines = replica.log_tail(8).replace("\n", " | ")
+        raise BringUpError(
+            f"{replica.name} {why} (last exit code {replica.last_exit_code}); log tail: {lines}",
+            fix=f"read {replica.spec.log_path}",
+        )
+
+    def _watch_lb(self) -> None:
+        """Emit ``in_lb``/``out_of_lb`` when HAProxy's health checks move an api-server."""
+        known: dict[str, bool] = {}
+        port = self.ports["lb_stats"]
+        while not self._lb_watch_stop.wait(0.1):
+            try:
+                states = lb_server_states(port)
+            except (OSError, http.client.HTTPException, ValueError):
+                continue
+            for name, up in states.items():
+                if known.get(name) != up:
+                    known[name] = up
+                    replica = self.replicas.get(name)
+                    self.bus.emit(
+                        "lifecycle", replica=name, component="api-server",
+                        state="in_lb" if up else "out_of_lb",
+                        incarnation=replica.incarnation if replica else None,
+                    )  # fmt: skip
+
+
+def haproxy_config(lb_port: int, stats_port: int, servers: dict[str, int]) -> str:
+    """HAProxy in front of the api-servers, health-checked every 500 ms."""
+    lines = [
+        "global",
+        "    maxconn 4096",
+        "defaults",
+        "    mode http",
+        "    timeout connect 1s",
+        "    timeout client 60s",
+        "    timeout server 30s",
+        "    timeout check 1s",
+        "    retries 3",
+        "    option redispatch",
+        "    retry-on conn-failure empty-response response-timeout 502 503",
+        "frontend api",
+        f"    bind 127.0.0.1:{lb_port}",
+        "    default_backend api_servers",
+        "backend api_servers",
+        "    balance roundrobin",
+        "    option httpchk GET /api/v2/version",
+        "    http-check expect status 200",
+        "    default-server inter 500ms fall 2 rise 2",
+        *(f"    server {name} 127.0.0.1:{port} check" for name, port in servers.items()),
+        "listen stats",
+        f"    bind 127.0.0.1:{stats_port}",
+        "    stats enable",
+        "    stats uri /stats",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def lb_server_states(stats_port: int, timeout_s: float = 1.0) -> dict[str, bool]:
+    """{server name: in rotation?} from HAProxy's CSV stats."""
+    conn = http.client.HTTPConnection("127.0.0.1", stats_port, timeout=timeout_s)
+    try:
+        conn.request("GET", "/stats;csv")
+        body = conn.getresponse().read().decode()
+    finally:
+        conn.close()
+    reader = csv.DictReader(io.StringIO(body.lstrip("# ")))
+    return {
+        row["svname"]: row["status"].startswith("UP")
+        for row in reader
+        if row.get("pxname") == "api_servers" and row["svname"] not in ("FRONTEND", "BACKEND")
+    }
+
+
+def check_ports_free(ports: dict[str, int]) -> None:
+    busy = [f"{n}:{p}" for n, p in ports.items() if not port_is_free(p)]
+    if busy:
+        raise HarnessError(f"ports in use: {', '.join(busy)}", fix="stop what holds them")

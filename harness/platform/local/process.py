@@ -1,0 +1,187 @@
+"""Container-like process units: start, signal and reap a whole process tree.
+
+A container runtime signals every process of a container (its cgroup), not one PID.
+Locally, a *unit* is one replica incarnation: it is started in its own session /
+process group, and every process it spawns inherits the environment variable
+``HA_BENCH_UNIT=<unit id>``. Members of a unit are the processes in its process group
+*or* carrying its marker, which also catches children that left the group — Airflow's
+Task SDK supervisor calls ``setpgid`` for each task process, so ``killpg`` alone would
+leave running tasks behind when a worker is killed.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+UNIT_VAR = "HA_BENCH_UNIT"
+CLUSTER_VAR = "HA_BENCH_CLUSTER"
+
+
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state, pgid) of a live process, or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    rest = data[data.rfind(b")") + 2 :].split()
+    return rest[0].decode(), int(rest[2])
+
+
+def _environ_has(pid: int, needle: bytes) -> bool:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return needle in f.read().split(b"\0")
+    except OSError:
+        return False
+
+
+def find_processes(*, pgid: int | None = None, marker: tuple[str, str] | None = None) -> list[int]:
+    """Live (non-zombie) PIDs in process group ``pgid`` or whose environment has ``marker``."""
+    needle = f"{marker[0]}={marker[1]}".encode() if marker else None
+    me = os.getpid()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        pid = int(entry)
+        if pid == me:
+            continue
+        stat = _proc_stat(pid)
+        if stat is None or stat[0] in ("Z", "X"):
+            continue
+        if (pgid is not None and stat[1] == pgid) or (needle and _environ_has(pid, needle)):
+            found.append(pid)
+    return found
+
+
+def signal_pids(pids: Iterable[int], sig: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """True if a server could bind ``host:port`` now (SO_REUSEADDR, as servers bind)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return False
+            raise
+    return True
+
+
+def free_port(host: str = "127.0.0.1", exclude: set[int] | None = None) -> int:
+    """A TCP port that is free on ``host`` now, not in ``exclude``."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if not exclude or port not in exclude:
+            return port
+    raise RuntimeError("no free port found")
+
+
+@dataclass
+class Unit:
+    """One started process tree (one replica incarnation)."""
+
+    unit_id: str
+    popen: subprocess.Popen
+    started_mono: float
+    started_wall: float
+    log_offset: int = 0
+    log_path: Path | None = None
+    signals: list[tuple[float, int]] = field(default_factory=list)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def members(self) -> list[int]:
+        return find_processes(pgid=self.popen.pid, marker=(UNIT_VAR, self.unit_id))
+
+    def signal(self, sig: int) -> int:
+        """Send ``sig`` to every member, as a container runtime does; returns how many."""
+        self.signals.append((time.monotonic(), sig))
+        try:
+            os.killpg(self.popen.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+        members = self.members()
+        signal_pids(members, sig)
+        return len(members)
+
+    def wait_gone(self, timeout_s: float) -> bool:
+        """Reap the leader and wait until no member is left; True if all are gone."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self.popen.poll()
+            if not self.members():
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
+
+    def kill_all(self, timeout_s: float = 10.0) -> bool:
+        """SIGKILL (and SIGCONT, for stopped members) until every member is gone."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self.signal(signal.SIGKILL)
+            if self.wait_gone(0.5) or time.monotonic() >= deadline:
+                return not self.members()
+
+
+def start_unit(
+    unit_id: str,
+    command: list[str],
+    *,
+    env: Mapping[str, str],
+    log_path: Path,
+    cwd: Path | None = None,
+    user: str | None = None,
+) -> Unit:
+    """Start ``command`` in a new session with the unit marker, output appended to ``log_path``."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    full_env = {**env, UNIT_VAR: unit_id}
+    with open(log_path, "ab") as log:
+        offset = log.tell()
+        wall, mono = time.time(), time.monotonic()
+        popen = subprocess.Popen(
+            command,
+            env=full_env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            user=user,
+            close_fds=True,
+        )
+    return Unit(unit_id, popen, mono, wall, log_offset=offset, log_path=log_path)
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    """The last ``lines`` lines of a log file (empty if absent)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - 64 * 1024))
+            data = f.read().decode(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(data.splitlines()[-lines:])

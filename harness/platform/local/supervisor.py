@@ -1,0 +1,260 @@
+"""Supervise one replica like a Kubernetes Deployment supervises a pod.
+
+Each :class:`Replica` owns a thread that starts its unit, watches it exit, and restarts
+it by its :class:`~harness.topology.RestartPolicy`, plus a probe thread running the
+readiness and liveness checks. Every transition is an event on the cluster's bus:
+``starting``, ``ready``, ``not_ready``, ``exited`` (with exit code; negative = signal),
+``restarting`` (with the back-off delay), ``stopped``.
+
+When the main process of a unit exits, the rest of the unit is killed too — a container
+ends with its PID 1 — and the replacement starts only once no old process is left and
+its ports are free again.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.events import EventBus
+from harness.platform.local.process import Unit, port_is_free, start_unit
+from harness.topology import Probe, RestartPolicy
+
+Check = Callable[[Unit, float], bool]
+"""A readiness/liveness check: (current unit, timeout seconds) -> healthy?"""
+
+
+@dataclass
+class ReplicaSpec:
+    name: str
+    component: str
+    command: list[str]
+    env: dict[str, str]
+    log_path: Path
+    cluster_id: str
+    ports: tuple[int, ...] = ()
+    readiness: Check | None = None
+    readiness_probe: Probe = field(default_factory=Probe)
+    liveness: Check | None = None
+    liveness_probe: Probe | None = None
+    restart: RestartPolicy = field(default_factory=RestartPolicy)
+    grace_s: float = 10.0
+    stop_signal: int = signal.SIGTERM
+    user: str | None = None
+    cwd: Path | None = None
+
+
+class Replica:
+    """A supervised replica; thread-safe."""
+
+    def __init__(self, spec: ReplicaSpec, bus: EventBus) -> None:
+        self.spec = spec
+        self.bus = bus
+        self.name = spec.name
+        self.component = spec.component
+        self.unit: Unit | None = None
+        self.incarnation = 0
+        self.restarts = 0
+        self.ready = False
+        self.last_exit_code: int | None = None
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        self._shutdown = threading.Event()  # supervisor thread must end
+        self._held = threading.Event()  # do not (re)start until released
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._backoff = spec.restart.initial_backoff_s
+
+    # -- public API -------------------------------------------------------------------
+    def start(self) -> None:
+        """Start supervising (launches the first incarnation)."""
+        self._thread = threading.Thread(target=self._supervise, name=self.name, daemon=True)
+        self._thread.start()
+
+    def wait_ready(self, timeout_s: float) -> bool:
+        with self._changed:
+            return self._changed.wait_for(lambda: self.ready, timeout=timeout_s)
+
+    def signal(self, sig: int) -> int:
+        """Signal every process of the current incarnation; returns how many were signalled."""
+        unit = self.unit
+        if unit is None or unit.popen.poll() is not None and not unit.members():
+            return 0
+        return unit.signal(sig)
+
+    def hold(self, *, grace_s: float | None = None) -> int | None:
+        """Stop the replica and keep it stopped (a service taken down); returns exit code."""
+        self._held.set()
+        return self._terminate(self.spec.grace_s if grace_s is None else grace_s)
+
+    def release(self) -> None:
+        """Allow the replica to run again after :meth:`hold`."""
+        self._held.clear()
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Stop supervising and terminate gracefully (SIGTERM, SIGKILL after the grace)."""
+        self._shutdown.set()
+        self._held.set()
+        self._wake.set()
+        self._terminate(self.spec.grace_s)
+        if self._thread is not None:
+            self._thread.join(timeout=self.spec.grace_s + 15)
+        unit = self.unit
+        if unit is not None:
+            unit.kill_all()
+
+    def log_tail(self, lines: int = 20) -> str:
+        from harness.platform.local.process import tail
+
+        return tail(self.spec.log_path, lines)
+
+    # -- internals -------------------------------------------------------------------
+    def _emit(self, state: str, **fields) -> None:
+        unit = self.unit
+        self.bus.emit(
+            "lifecycle",
+            replica=self.name,
+            component=self.component,
+            state=state,
+            pid=unit.pid if unit else None,
+            incarnation=self.incarnation,
+            **fields,
+        )
+
+    def _set_ready(self, ready: bool, **fields) -> None:
+        with self._changed:
+            if self.ready == ready:
+                return
+            self.ready = ready
+            self._changed.notify_all()
+        self._emit("ready" if ready else "not_ready", **fields)
+
+    def _terminate(self, grace_s: float) -> int | None:
+        unit = self.unit
+        if unit is None:
+            return None
+        if unit.popen.poll() is None:
+            unit.signal(self.spec.stop_signal)
+            unit.signal(signal.SIGCONT)  # a paused process must see the SIGTERM
+            try:
+                unit.popen.wait(timeout=grace_s)
+            except Exception:
+                pass
+        if not unit.wait_gone(0.2):
+            unit.kill_all()
+        return unit.popen.poll()
+
+    def _wait_ports_free(self, timeout_s: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not all(port_is_free(p) for p in self.spec.ports):
+            if time.monotonic() >= deadline:
+                busy = [p for p in self.spec.ports if not port_is_free(p)]
+                self._emit("restarting", detail=f"ports still busy: {busy}")
+                return
+            time.sleep(0.05)
+
+    def _launch(self) -> Unit:
+        self._wait_ports_free()
+        with self._lock:
+            self.incarnation += 1
+            unit_id = f"{self.spec.cluster_id}/{self.name}/{self.incarnation}"
+            self.unit = start_unit(
+                unit_id,
+                self.spec.command,
+                env=self.spec.env,
+                log_path=self.spec.log_path,
+                cwd=self.spec.cwd,
+                user=self.spec.user,
+            )
+        self._emit("starting")
+        return self.unit
+
+    def _supervise(self) -> None:
+        while not self._shutdown.is_set():
+            if self._held.is_set():
+                self._wake.wait(0.5)
+                self._wake.clear()
+                continue
+            unit = self._launch()
+            stop_probes = threading.Event()
+            prober = threading.Thread(
+                target=self._probe_loop, args=(unit, stop_probes), name=f"{self.name}-probe"
+            )
+            prober.daemon = True
+            prober.start()
+            code = unit.popen.wait()
+            exited_mono = time.monotonic()
+            stop_probes.set()
+            # like a container ending with its PID 1: nothing of it may linger
+            leftovers = len(unit.members())
+            unit.kill_all()
+            prober.join(timeout=5)
+            self._set_ready(False, detail="process exited")
+            self.last_exit_code = code
+            self._emit("exited", exit_code=code, leftover_processes=leftovers)
+            if self._shutdown.is_set() or self._held.is_set():
+                self._emit("stopped", exit_code=code)
+                continue
+            if not self.spec.restart.enabled:
+                self._emit("stopped", exit_code=code, detail="restart policy disabled")
+                return
+            uptime = exited_mono - unit.started_mono
+            if uptime >= self.spec.restart.stable_after_s:
+                self._backoff = self.spec.restart.initial_backoff_s
+                delay = 0.0
+            else:
+                delay = self._backoff
+                self._backoff = min(self._backoff * 2 or 1.0, self.spec.restart.max_backoff_s)
+            self.restarts += 1
+            self._emit("restarting", delay_s=delay, exit_code=code)
+            if delay and self._wake.wait(delay):
+                self._wake.clear()
+
+    def _probe_loop(self, unit: Unit, stop: threading.Event) -> None:
+        spec = self.spec
+        start = time.monotonic()
+        successes = failures = live_failures = 0
+        next_ready = start + spec.readiness_probe.initial_delay_s
+        live = spec.liveness_probe
+        next_live = start + live.initial_delay_s if live and spec.liveness else float("inf")
+        while not stop.is_set():
+            now_mono = time.monotonic()
+            if spec.readiness is not None and now_mono >= next_ready:
+                ok = _safe_check(spec.readiness, unit, spec.readiness_probe.timeout_s)
+                if stop.is_set():
+                    return
+                if ok:
+                    successes, failures = successes + 1, 0
+                    if successes >= spec.readiness_probe.success_threshold:
+                        self._set_ready(True)
+                else:
+                    successes, failures = 0, failures + 1
+                    if self.ready and failures >= spec.readiness_probe.failure_threshold:
+                        self._set_ready(False, detail="readiness probe failed")
+                next_ready = now_mono + spec.readiness_probe.period_s
+            elif spec.readiness is None and now_mono >= next_ready:
+                self._set_ready(True)
+                next_ready = float("inf")
+            if live is not None and spec.liveness is not None and now_mono >= next_live:
+                if _safe_check(spec.liveness, unit, live.timeout_s):
+                    live_failures = 0
+                else:
+                    live_failures += 1
+                    if live_failures >= live.failure_threshold:
+                        self._emit("restarting", detail="liveness probe failed; killing")
+                        unit.kill_all()
+                        return
+                next_live = now_mono + live.period_s
+            stop.wait(min(1.0, max(0.0, min(next_ready, next_live) - time.monotonic())))
+
+
+def _safe_check(check: Check, unit: Unit, timeout_s: float) -> bool:
+    try:
+        return bool(check(unit, timeout_s))
+    except Exception:
+        return False

@@ -1,0 +1,45 @@
+"""Last-resort clean-up when the harness itself dies without unwinding (e.g. SIGKILL).
+
+Started by the local cluster as ``python -m harness.platform.local.watchdog CLUSTER_ID DIR``
+with a pipe on its stdin. When the pipe closes — the harness exited, however it exited —
+it kills every process still carrying the cluster's environment marker and removes
+``DIR`` — both no-ops after a clean stop.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+
+from harness.platform.local.process import CLUSTER_VAR, find_processes, signal_pids
+
+
+def reap_cluster(cluster_id: str, timeout_s: float = 10.0) -> int:
+    """SIGKILL every process of the cluster until none is left; returns how many were found."""
+    found = find_processes(marker=(CLUSTER_VAR, cluster_id))
+    deadline = time.monotonic() + timeout_s
+    pids = found
+    while pids and time.monotonic() < deadline:
+        signal_pids(pids, signal.SIGKILL)
+        time.sleep(0.1)
+        pids = find_processes(marker=(CLUSTER_VAR, cluster_id))
+    return len(found)
+
+
+def main(argv: list[str]) -> int:
+    cluster_id, directory = argv[0], Path(argv[1])
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is the harness's to handle
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    while sys.stdin.buffer.read(4096):
+        pass
+    time.sleep(0.5)  # let a harness that is unwinding finish its own clean-up first
+    reap_cluster(cluster_id)
+    shutil.rmtree(directory, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
