@@ -101,3 +101,22 @@ def _install(version: str, prefix: Path, *, log=None) -> None:
         )
     (prefix / _COMPLETE).write_text(f"installed in {time.monotonic() - started:.1f}s\n")
     say(f"Airflow {version} installed in {time.monotonic() - started:.0f}s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m harness.airflow_env VERSION``: install (or confirm) one Airflow version."""
+    args = sys.argv[1:] if argv is None else argv
+    from harness.topology import DEFAULT_AIRFLOW_VERSION
+
+    version = args[0] if args else DEFAULT_AIRFLOW_VERSION
+    try:
+        env = ensure_airflow(version)
+    except HarnessError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"Airflow {version}: {env.airflow}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

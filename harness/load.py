@@ -7,6 +7,7 @@ records every request into ``<run_dir>/history/locust.jsonl`` (type ``request``)
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import os
@@ -108,7 +109,8 @@ class LoadProcess:
             raise RuntimeError("LoadProcess already started")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         config_path = self.run_dir / CONFIG_NAME
-        config_path.write_text(json.dumps(self.config, indent=2), encoding="utf-8")
+        config = {**self.config, "parent_pid": os.getpid()}
+        config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
         env = dict(os.environ)
         repo_root = str(Path(__file__).resolve().parent.parent)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (repo_root, env.get("PYTHONPATH")) if p)
@@ -152,10 +154,8 @@ class LoadProcess:
 
     def _signal_group(self, sig: signal.Signals) -> None:
         assert self._proc is not None
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self._proc.pid, sig)  # pgid == pid: start_new_session=True
-        except (ProcessLookupError, PermissionError):
-            pass
 
     def __enter__(self) -> LoadProcess:
         self.start()

@@ -141,14 +141,15 @@ def run(config: dict[str, Any]) -> int:
 
     require_loopback(config["host"])  # again, before anything is sent
     writer = HistoryWriter(Path(config["run_dir"]), config.get("source", "locust"))
-    parent = os.getppid()
+    # the pid of the parent that started us: it may be gone before we get here
+    parent = int(config.get("parent_pid") or os.getppid())
     start = time.monotonic()
     duration = config.get("duration_s")
     env = Environment(user_classes=[build_user_class(config)], host=config["host"])
     env.events.request.add_listener(make_listener(writer))
     runner = env.create_local_runner()
     writer.append("marker", name="load_start", detail={"users": config["users"]})
-    reason = _stop_reason
+    reason = _stop_reason or (None if os.getppid() == parent else "parent_died")
     if reason is None:
         runner.start(int(config["users"]), spawn_rate=float(config["spawn_rate"]))
     while reason is None:

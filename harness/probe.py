@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import contextlib
 import errno
+import importlib
 import ipaddress
 import json
 import math
@@ -233,11 +234,13 @@ async def _probe_once(
 async def _warm_up(streams: Sequence[tuple[str, str, str]]) -> None:
     """Pay one-time costs before t0 so the first ticks are not late: the lazily imported
     anyio backend and the resolver thread pool (each host resolved once; no request sent)."""
-    import anyio._backends._asyncio  # noqa: F401
-    import anyio.streams.tls  # noqa: F401
+    for module in ("anyio._backends._asyncio", "anyio.streams.tls"):
+        importlib.import_module(module)
 
     loop = asyncio.get_running_loop()
-    for host, port in sorted({(u.hostname or "", u.port or 0) for u in map(urlsplit, (s[2] for s in streams))}):
+    for host, port in sorted(
+        {(u.hostname or "", u.port or 0) for u in map(urlsplit, (s[2] for s in streams))}
+    ):
         with contextlib.suppress(OSError):
             await loop.getaddrinfo(host, port or None, type=socket.SOCK_STREAM)
 
@@ -594,7 +597,9 @@ def _validate_probe_args(
         )
     for name, value in (("--duration", duration_s), ("--interval", interval_s)):
         if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-            raise HarnessError(f"{name} must be a positive number, got {value!r}", fix=f"pass {name} > 0")
+            raise HarnessError(
+                f"{name} must be a positive number, got {value!r}", fix=f"pass {name} > 0"
+            )
     if not (math.isfinite(timeout_s) and timeout_s > 0):
         raise HarnessError(f"--timeout must be > 0, got {timeout_s!r}", fix="pass --timeout > 0")
     if not allow_remote and not _is_loopback_host(parts.hostname):

@@ -27,7 +27,7 @@ _CONFIG_KEY = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
 
 
 class Probe(BaseModel):
-    """A Kubernetes-style probe: checked every ``period_s``; ``failure_threshold`` misses flip it."""
+    """A Kubernetes-style probe: run every ``period_s``; ``failure_threshold`` misses flip it."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -1,8 +1,10 @@
 """A ground-truth HTTP server for prober tests: scripted outages with their TRUE times.
 
-Runs an asyncio raw-socket HTTP/1.1 server on 127.0.0.1 (free port) in its own thread.
-Normal mode answers 200 ``{"version": "x"}`` (a health document on
-``/api/v2/monitor/health``) and closes the connection. Outage kinds:
+The server runs in its own process (``python tests/groundtruth.py``, controlled with JSON
+lines over stdin/stdout), so it never competes with the prober for a GIL; it is an asyncio
+raw-socket HTTP/1.1 server on 127.0.0.1 (free port). Normal mode answers 200
+``{"version": "x"}`` (a health document on ``/api/v2/monitor/health``) and closes the
+connection. Outage kinds:
 
 - ``http5xx``: answers ``status`` (503 by default);
 - ``killed``: closes the listening socket (connections are refused) and resets every open
@@ -10,9 +12,11 @@ Normal mode answers 200 ``{"version": "x"}`` (a health document on
 - ``stalled``: accepts and reads requests but never answers them;
 - ``reset`` (extra, for classification tests): reads the request, then resets (RST).
 
-:attr:`GroundTruthServer.truth` records each outage's true start/end as ``time.time()`` and
-``time.monotonic()``: start is taken just before the switch takes effect, end just after the
-normal service is fully back (for ``killed``: after the port listens again).
+:meth:`GroundTruthServer.wait_schedule` returns each outage's true start/end as
+``time.time()`` and ``time.monotonic()`` (system-wide on Linux, so comparable with the
+prober's): start is taken just before the switch takes effect, end just after normal service
+is fully back (for ``killed``: once the port listens again). The server decides how to treat
+a request when the request has arrived. The server process exits when its stdin closes.
 """
 
 from __future__ import annotations
@@ -20,11 +24,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import socket
 import struct
+import subprocess
+import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 KINDS = ("http5xx", "killed", "stalled", "reset")
 HEALTH_BODY = {
@@ -64,6 +72,89 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class GroundTruthServer:
+    """Client handle of a scripted-outage server process; use as a context manager."""
+
+    def __init__(self, port: int = 0) -> None:
+        self.host = "127.0.0.1"
+        self.port = port
+        self.truth: list[TrueOutage] = []
+        self._proc: subprocess.Popen[str] | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> GroundTruthServer:
+        self._proc = subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), str(self.port)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
+        self.port = self._call("hello")["port"]
+        return self
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        assert proc.stdin is not None and proc.stdout is not None
+        with contextlib.suppress(OSError, ValueError):
+            proc.stdin.close()  # EOF: the server shuts down
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        proc.stdout.close()
+
+    def __enter__(self) -> GroundTruthServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _call(self, op: str, **args: Any) -> dict[str, Any]:
+        proc = self._proc
+        assert proc is not None and proc.stdin is not None and proc.stdout is not None
+        with self._lock:
+            proc.stdin.write(json.dumps({"op": op, **args}) + "\n")
+            proc.stdin.flush()
+            line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"ground-truth server died (exit {proc.poll()})")
+        reply = json.loads(line)
+        if "error" in reply:
+            raise RuntimeError(f"ground-truth server: {reply['error']}")
+        return reply
+
+    def set_mode(self, kind: str | None, status: int = 503) -> tuple[float, float]:
+        """Switch to outage ``kind`` (None: normal); returns the (wall, mono) it took effect."""
+        reply = self._call("mode", kind=kind, status=status)
+        return reply["wall"], reply["mono"]
+
+    def run_schedule(self, outages: list[Outage], t0_mono: float | None = None) -> None:
+        """Run ``outages`` (offsets from ``t0_mono``, default now) in the background."""
+        t0 = time.monotonic() if t0_mono is None else t0_mono
+        self._call("schedule", outages=[asdict(o) for o in outages], t0=t0)
+
+    def wait_schedule(self, timeout: float = 30.0) -> list[TrueOutage]:
+        """Wait for the schedule to finish; returns (and stores in ``truth``) the true outages."""
+        reply = self._call("wait", timeout=timeout)
+        self.truth = [TrueOutage(**t) for t in reply["truth"]]
+        return list(self.truth)
+
+    @property
+    def requests(self) -> int:
+        return self._call("stats")["requests"]
+
+
+# --- the server process ---------------------------------------------------------------
+
+
 def _rst(writer: asyncio.StreamWriter) -> None:
     sock = writer.get_extra_info("socket")
     if sock is not None:
@@ -72,159 +163,77 @@ def _rst(writer: asyncio.StreamWriter) -> None:
     writer.transport.abort()
 
 
-class GroundTruthServer:
-    """Scripted-outage HTTP server on 127.0.0.1; use as a context manager."""
-
-    def __init__(self, port: int = 0) -> None:
+class _Server:
+    def __init__(self, port: int) -> None:
         self.host = "127.0.0.1"
         self.port = port
         self.mode: str | None = None
         self.status = 503
-        self.truth: list[TrueOutage] = []
+        self.truth: list[dict[str, Any]] = []
         self.requests = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._release = None  # asyncio.Event set at shutdown: releases stalled handlers
-        self._schedule: asyncio.Future | None = None
+        self.server: asyncio.Server | None = None
+        self.writers: set[asyncio.StreamWriter] = set()
+        self.release = asyncio.Event()  # set at shutdown: releases stalled handlers
+        self.schedule: asyncio.Task[None] | None = None
 
-    # -- lifecycle (called from the test thread) --
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def start(self) -> GroundTruthServer:
-        ready = threading.Event()
-        self._loop = asyncio.new_event_loop()
-
-        def run() -> None:
-            asyncio.set_event_loop(self._loop)
-            self._loop.run_until_complete(self._listen())
-            ready.set()
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=run, name="groundtruth", daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("ground-truth server did not start")
-        return self
-
-    def stop(self) -> None:
-        if self._loop is None or self._thread is None:
-            return
-        with contextlib.suppress(RuntimeError):
-            self._call(self._shutdown())
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop.close()
-        self._loop = None
-
-    def __enter__(self) -> GroundTruthServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def _call(self, coro, timeout: float = 10.0):
-        assert self._loop is not None
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
-
-    # -- control --
-
-    def set_mode(self, kind: str | None, status: int = 503) -> tuple[float, float]:
-        """Switch to outage ``kind`` (None: normal); returns the (wall, mono) it took effect."""
-        return self._call(self._set_mode(kind, status))
-
-    def run_schedule(self, outages: list[Outage], t0_mono: float | None = None) -> None:
-        """Run ``outages`` (offsets from ``t0_mono``, default now) in the background."""
-        t0 = time.monotonic() if t0_mono is None else t0_mono
-        assert self._loop is not None
-        self._schedule = asyncio.run_coroutine_threadsafe(self._run(outages, t0), self._loop)
-
-    def wait_schedule(self, timeout: float = 30.0) -> list[TrueOutage]:
-        assert self._schedule is not None
-        self._schedule.result(timeout)
-        return list(self.truth)
-
-    # -- inside the loop --
-
-    async def _listen(self) -> None:
-        if self._release is None:
-            self._release = asyncio.Event()
+    async def listen(self) -> None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self.port))
         sock.listen(128)
         sock.setblocking(False)
         self.port = sock.getsockname()[1]
-        self._server = await asyncio.start_server(self._handle, sock=sock)
+        self.server = await asyncio.start_server(self.handle, sock=sock)
 
-    async def _kill(self) -> None:
-        if self._server is not None:
-            self._server.close()  # closes the listening socket now: new connects are refused
-            self._server = None
-        for writer in list(self._writers):
+    def kill(self) -> None:
+        if self.server is not None:
+            self.server.close()  # closes the listening socket now: new connects are refused
+            self.server = None
+        for writer in list(self.writers):
             _rst(writer)
-        self._writers.clear()
+        self.writers.clear()
 
-    async def _set_mode(self, kind: str | None, status: int) -> tuple[float, float]:
+    async def set_mode(self, kind: str | None, status: int) -> tuple[float, float]:
         if kind is not None and kind not in KINDS:
             raise ValueError(f"unknown outage kind {kind!r}")
-        previous = self.mode
         if kind is not None:
-            start = (time.time(), time.monotonic())
+            wall, mono = time.time(), time.monotonic()
             self.status = status
             if kind == "killed":
-                await self._kill()
+                self.kill()
             self.mode = kind
-            self.truth.append(TrueOutage(kind, *start))
-            return start
-        if previous == "killed":
-            await self._listen()
+            self.truth.append({"kind": kind, "start_wall": wall, "start_mono": mono})
+            return wall, mono
+        if self.mode == "killed":
+            await self.listen()
         self.mode = None
-        end = (time.time(), time.monotonic())
-        if self.truth and self.truth[-1].end_mono is None:
-            self.truth[-1].end_wall, self.truth[-1].end_mono = end
-        return end
+        wall, mono = time.time(), time.monotonic()
+        if self.truth and "end_mono" not in self.truth[-1]:
+            self.truth[-1].update(end_wall=wall, end_mono=mono)
+        return wall, mono
 
-    async def _run(self, outages: list[Outage], t0: float) -> None:
-        for outage in sorted(outages, key=lambda o: o.start_s):
-            await asyncio.sleep(max(0.0, t0 + outage.start_s - time.monotonic()))
-            await self._set_mode(outage.kind, outage.status)
-            await asyncio.sleep(max(0.0, t0 + outage.start_s + outage.duration_s - time.monotonic()))
-            await self._set_mode(None, 200)
+    async def run(self, outages: list[dict[str, Any]], t0: float) -> None:
+        for o in sorted(outages, key=lambda o: o["start_s"]):
+            await asyncio.sleep(max(0.0, t0 + o["start_s"] - time.monotonic()))
+            await self.set_mode(o["kind"], o.get("status", 503))
+            end = t0 + o["start_s"] + o["duration_s"]
+            await asyncio.sleep(max(0.0, end - time.monotonic()))
+            await self.set_mode(None, 200)
 
-    async def _shutdown(self) -> None:
-        if self._schedule is not None:
-            self._schedule.cancel()
-        if self._release is not None:
-            self._release.set()
-        if self._server is not None:
-            self._server.close()
-            self._server = None
-        for writer in list(self._writers):
-            writer.transport.abort()
-        self._writers.clear()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._writers.add(writer)
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.writers.add(writer)
         try:
             head = await reader.readuntil(b"\r\n\r\n")
             self.requests += 1
             mode = self.mode  # decided when the request has arrived
             if mode == "stalled":
-                assert self._release is not None
-                await self._release.wait()
+                await self.release.wait()
                 return
-            if mode == "reset":
+            if mode in ("reset", "killed"):  # killed: raced with the kill
                 _rst(writer)
                 return
-            if mode == "killed":  # raced with the kill: treat as reset
-                _rst(writer)
-                return
-            path = head.split(b" ", 2)[1].decode("latin-1") if head.count(b" ") >= 2 else "/"
+            parts = head.split(b" ", 2)
+            path = parts[1].decode("latin-1") if len(parts) > 2 else "/"
             if mode == "http5xx":
                 status, reason = self.status, "Error"
                 body = json.dumps({"detail": "scripted outage"}).encode()
@@ -234,11 +243,68 @@ class GroundTruthServer:
                 body = json.dumps(doc).encode()
             writer.write(
                 f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+                + body
             )
             await writer.drain()
             writer.close()
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError, OSError):
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError):
             writer.transport.abort()
         finally:
-            self._writers.discard(writer)
+            self.writers.discard(writer)
+
+    async def command(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        op = cmd["op"]
+        if op == "hello":
+            return {"port": self.port}
+        if op == "mode":
+            wall, mono = await self.set_mode(cmd["kind"], cmd.get("status", 503))
+            return {"wall": wall, "mono": mono}
+        if op == "schedule":
+            if self.schedule is not None and not self.schedule.done():
+                raise RuntimeError("a schedule is already running")
+            self.schedule = asyncio.create_task(self.run(cmd["outages"], cmd["t0"]))
+            return {}
+        if op == "wait":
+            if self.schedule is not None:
+                await asyncio.wait_for(asyncio.shield(self.schedule), cmd.get("timeout", 30))
+            return {"truth": self.truth}
+        if op == "stats":
+            return {"requests": self.requests}
+        raise ValueError(f"unknown op {op!r}")
+
+    async def shutdown(self) -> None:
+        if self.schedule is not None:
+            self.schedule.cancel()
+        self.release.set()
+        if self.server is not None:
+            self.server.close()
+        for writer in list(self.writers):
+            writer.transport.abort()
+
+
+async def _serve(port: int) -> None:
+    server = _Server(port)
+    await server.listen()
+    loop = asyncio.get_running_loop()
+    commands: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+
+    def read_stdin() -> None:  # a thread: blocking reads of the control channel
+        for line in sys.stdin:
+            if line.strip():
+                loop.call_soon_threadsafe(commands.put_nowait, json.loads(line))
+        loop.call_soon_threadsafe(commands.put_nowait, None)
+
+    threading.Thread(target=read_stdin, daemon=True).start()
+    while (cmd := await commands.get()) is not None:
+        try:
+            reply = await server.command(cmd)
+        except Exception as exc:  # reported to the test, which raises it
+            reply = {"error": f"{type(exc).__name__}: {exc}"}
+        sys.stdout.write(json.dumps(reply) + "\n")
+        sys.stdout.flush()
+    await server.shutdown()
+
+
+if __name__ == "__main__":
+    asyncio.run(_serve(int(sys.argv[1]) if len(sys.argv) > 1 else 0))

@@ -156,3 +156,26 @@ def test_loopback_hosts() -> None:
     assert all(map(is_loopback_host, ["127.0.0.1", "127.3.2.1", "::1", "[::1]", "localhost"]))
     assert not any(map(is_loopback_host, ["0.0.0.0", "10.1.1.1", "localhost.evil.com", "::"]))
     assert require_loopback("http://localhost:8080/") == "http://localhost:8080"
+
+
+def test_exits_when_parent_dies(tmp_path: Path, server: str) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import os, sys, time\n"
+        "from harness.load import LoadProcess\n"
+        f"p = LoadProcess({str(tmp_path)!r}, {server!r}, users=2)\n"
+        "p.start(); print(p.pid, flush=True); time.sleep(2); os._exit(0)\n"
+    )
+    parent = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    child = psutil.Process(int(parent.stdout.split()[0]))
+    try:
+        child.wait(timeout=15)
+    except psutil.TimeoutExpired:
+        child.kill()
+        raise
+    markers = read_history(tmp_path).query("type == 'marker'")
+    assert markers["detail"].iloc[-1] == {"reason": "parent_died"}

@@ -2,10 +2,10 @@
 
 Every task appends one JSON line to the side-effect ledger (file named by
 ``HA_BENCH_LEDGER``) when it starts and one when it ends, so the checker can tell lost from
-duplicated executions (the deferred wait: start before deferring, end when resumed). Runtime knobs: the ``sleep_s`` param (per run, via
-``conf``). Parse-time knobs (environment of the dag-processor): ``HA_BENCH_RETRIES``
-(default 0), ``HA_BENCH_RETRY_DELAY_S`` (5), ``HA_BENCH_DEFER_S`` (10),
-``HA_BENCH_MAX_ACTIVE_RUNS`` (16).
+duplicated executions (the deferred wait: start before deferring, end when resumed).
+Runtime knob: the ``sleep_s`` param (per run, via ``conf``). Parse-time knobs (environment
+of the dag-processor): ``HA_BENCH_RETRIES`` (default 0), ``HA_BENCH_RETRY_DELAY_S`` (5),
+``HA_BENCH_DEFER_S`` (10), ``HA_BENCH_MAX_ACTIVE_RUNS`` (16).
 """
 
 from __future__ import annotations

@@ -1,12 +1,14 @@
 """Readiness and liveness checks for local replicas, modelled on the official Helm chart.
 
-| component | chart probe | local check |
-|---|---|---|
-| api-server | HTTP GET /api/v2/monitor/health | same, on the replica's own port |
-| scheduler | ``airflow jobs check --job-type SchedulerJob --local`` | the scheduler's health server ``/health`` (``[scheduler] enable_health_check``), which reports the same heartbeat without starting a Python interpreter every period |
-| triggerer, dag-processor | ``airflow jobs check --job-type ...`` | the same query the CLI runs: a running job of that type, started by this incarnation, heartbeating within the threshold |
-| worker | ``celery inspect ping`` | Celery's "ready." line for this incarnation, and its log server answering |
-| PostgreSQL / Redis / HAProxy | pg_isready / redis PING / TCP | the same |
+- api-server: chart ``GET /api/v2/monitor/health``; here the same, on the replica's port.
+- scheduler: chart ``airflow jobs check --job-type SchedulerJob --local``; here the
+  scheduler's health server ``/health`` (``[scheduler] enable_health_check``), which
+  reports the same heartbeat without starting a Python interpreter every period.
+- triggerer, dag-processor: chart ``airflow jobs check``; here the query that CLI runs:
+  a running job of that type, started by this incarnation, heartbeating recently.
+- worker: chart ``celery inspect ping``; here Celery's "ready." line for this
+  incarnation, and its log server port answering.
+- PostgreSQL, Redis, HAProxy: a query, ``PING``, the stats page.
 """
 
 from __future__ import annotations

@@ -41,8 +41,8 @@ from harness.platform.local.process import (
     tail,
 )
 from harness.platform.local.supervisor import Replica, ReplicaSpec
-from harness.platform.local.watchdog import reap_cluster
-from harness.topology import Probe, RestartPolicy, Topology
+from harness.platform.local.watchdog import SESSIONS_FILE, reap_cluster
+from harness.topology import Topology
 
 DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
 SERVICES = ("postgres", "redis", "haproxy")
@@ -128,14 +128,24 @@ class LocalCluster:
     def components(self, component: str) -> list[Replica]:
         return [r for r in self.replicas.values() if r.component == component]
 
+    def replica_names(self, component: str) -> list[str]:
+        return [r.name for r in self.components(component)]
+
+    def is_ready(self, replica: str) -> bool:
+        return self.replica(replica).ready
+
+    @property
+    def nemesis(self):
+        from harness.platform.local.nemesis import LocalNemesis
+
+        return LocalNemesis(self)
+
     def replica(self, name: str) -> Replica:
         try:
             return self.replicas[name]
         except KeyError:
             known = ", ".join(self.replicas)
-            raise HarnessError(
-                f"no replica named {name!r}", fix=f"use one of: {known}"
-            ) from None
+            raise HarnessError(f"no replica named {name!r}", fix=f"use one of: {known}") from None
 
     # -- lifecycle ---------------------------------------------------------------------
     def __enter__(self) -> LocalCluster:
@@ -194,7 +204,7 @@ class LocalCluster:
         for name in ("haproxy", "redis", "postgres"):
             if name in self.replicas:
                 self.replicas[name].stop()
-        leftovers = reap_cluster(self.cluster_id)
+        leftovers = reap_cluster(self.cluster_id, self.data_dir) if self.data_dir else 0
         if leftovers:
             self._say(f"killed {leftovers} leftover cluster processes")
         if self.data_dir is not None:
@@ -208,7 +218,9 @@ class LocalCluster:
         self.bus.emit("marker", name="cluster_stopped")
 
     def leftover_processes(self) -> list[int]:
-        return find_processes(marker=(CLUSTER_VAR, self.cluster_id))
+        """Processes of this cluster still alive (empty after :meth:`stop`)."""
+        sessions = [r.unit.pid for r in self.replicas.values() if r.unit is not None]
+        return find_processes(sessions=sessions, marker=(CLUSTER_VAR, self.cluster_id))
 
     def metadata(self) -> dict[str, Any]:
         """What a result needs to say about this cluster's setup."""
@@ -264,6 +276,7 @@ class LocalCluster:
         env = {**kw.pop("env", dict(os.environ)), CLUSTER_VAR: self.cluster_id,
                "HA_BENCH_REPLICA": name}  # fmt: skip
         return ReplicaSpec(
+            registry=self.data_dir / SESSIONS_FILE if self.data_dir else None,
             name=name,
             component=component,
             command=command,
@@ -284,7 +297,7 @@ class LocalCluster:
                 shutil.chown(d, user, user)
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
         env[CLUSTER_VAR] = self.cluster_id
-        result = subprocess.run(
+        result = subprocess.run(  # initdb runs to completion; its session is never left behind
             [initdb, "-D", str(pgdata), "-U", "airflow", "--auth=trust", "-E", "UTF8",
              "--no-sync"],
             user=user, env=env, capture_output=True, text=True, cwd="/",
@@ -323,9 +336,8 @@ class LocalCluster:
     def _haproxy_spec(self, haproxy: str) -> ReplicaSpec:
         assert self.data_dir is not None
         config = self.data_dir / "haproxy.cfg"
-        config.write_text(haproxy_config(self.ports["lb"], self.ports["lb_stats"],
-                                         {n: self.ports[n] for n in self.api_server_urls}))
-        # fmt: skip
+        servers = {n: self.ports[n] for n in self.api_server_urls}
+        config.write_text(haproxy_config(self.ports["lb"], self.ports["lb_stats"], servers))
         return self._spec(
             "haproxy", "haproxy", [haproxy, "-db", "-f", str(config)],
             ports=(self.ports["lb"], self.ports["lb_stats"]),

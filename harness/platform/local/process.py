@@ -1,16 +1,22 @@
 """Container-like process units: start, signal and reap a whole process tree.
 
 A container runtime signals every process of a container (its cgroup), not one PID.
-Locally, a *unit* is one replica incarnation: it is started in its own session /
-process group, and every process it spawns inherits the environment variable
-``HA_BENCH_UNIT=<unit id>``. Members of a unit are the processes in its process group
-*or* carrying its marker, which also catches children that left the group — Airflow's
-Task SDK supervisor calls ``setpgid`` for each task process, so ``killpg`` alone would
-leave running tasks behind when a worker is killed.
+Locally, a *unit* is one replica incarnation: it is started in its own session (and
+process group), and every process it spawns inherits the environment variable
+``HA_BENCH_UNIT=<unit id>``. Members of a unit are the processes in its session, its
+process group, *or* carrying its marker:
+
+- the session catches children that left the process group — Airflow's Task SDK
+  supervisor calls ``setpgid`` for each task process, so ``killpg`` alone would leave
+  running tasks behind when a worker is killed;
+- the marker catches children that called ``setsid`` — but not those that rewrote their
+  process title (Redis, Airflow's setproctitle), which overwrites ``/proc/PID/environ``;
+  those are caught by the session.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import signal
@@ -25,15 +31,15 @@ UNIT_VAR = "HA_BENCH_UNIT"
 CLUSTER_VAR = "HA_BENCH_CLUSTER"
 
 
-def _proc_stat(pid: int) -> tuple[str, int] | None:
-    """(state, pgid) of a live process, or None if it is gone."""
+def _proc_stat(pid: int) -> tuple[str, int, int] | None:
+    """(state, pgid, session id) of a process, or None if it is gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             data = f.read()
     except OSError:
         return None
     rest = data[data.rfind(b")") + 2 :].split()
-    return rest[0].decode(), int(rest[2])
+    return rest[0].decode(), int(rest[2]), int(rest[3])
 
 
 def _environ_has(pid: int, needle: bytes) -> bool:
@@ -44,8 +50,14 @@ def _environ_has(pid: int, needle: bytes) -> bool:
         return False
 
 
-def find_processes(*, pgid: int | None = None, marker: tuple[str, str] | None = None) -> list[int]:
-    """Live (non-zombie) PIDs in process group ``pgid`` or whose environment has ``marker``."""
+def find_processes(
+    *,
+    pgid: int | None = None,
+    sessions: Iterable[int] = (),
+    marker: tuple[str, str] | None = None,
+) -> list[int]:
+    """Live (non-zombie) PIDs in group ``pgid``, in one of ``sessions``, or with ``marker``."""
+    sids = set(sessions)
     needle = f"{marker[0]}={marker[1]}".encode() if marker else None
     me = os.getpid()
     found = []
@@ -58,17 +70,19 @@ def find_processes(*, pgid: int | None = None, marker: tuple[str, str] | None = 
         stat = _proc_stat(pid)
         if stat is None or stat[0] in ("Z", "X"):
             continue
-        if (pgid is not None and stat[1] == pgid) or (needle and _environ_has(pid, needle)):
+        if (
+            (pgid is not None and stat[1] == pgid)
+            or stat[2] in sids
+            or (needle and _environ_has(pid, needle))
+        ):
             found.append(pid)
     return found
 
 
 def signal_pids(pids: Iterable[int], sig: int) -> None:
     for pid in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
@@ -112,15 +126,14 @@ class Unit:
         return self.popen.pid
 
     def members(self) -> list[int]:
-        return find_processes(pgid=self.popen.pid, marker=(UNIT_VAR, self.unit_id))
+        pid = self.popen.pid
+        return find_processes(pgid=pid, sessions=(pid,), marker=(UNIT_VAR, self.unit_id))
 
     def signal(self, sig: int) -> int:
         """Send ``sig`` to every member, as a container runtime does; returns how many."""
         self.signals.append((time.monotonic(), sig))
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.popen.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
         members = self.members()
         signal_pids(members, sig)
         return len(members)
@@ -153,8 +166,13 @@ def start_unit(
     log_path: Path,
     cwd: Path | None = None,
     user: str | None = None,
+    registry: Path | None = None,
 ) -> Unit:
-    """Start ``command`` in a new session with the unit marker, output appended to ``log_path``."""
+    """Start ``command`` in a new session with the unit marker, output appended to ``log_path``.
+
+    The session id is appended to ``registry``, so a watchdog can find the unit's
+    processes even if the harness dies.
+    """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     full_env = {**env, UNIT_VAR: unit_id}
     with open(log_path, "ab") as log:
@@ -171,6 +189,9 @@ def start_unit(
             user=user,
             close_fds=True,
         )
+    if registry is not None:
+        with open(registry, "a") as f:
+            f.write(f"{popen.pid}\n")
     return Unit(unit_id, popen, mono, wall, log_offset=offset, log_path=log_path)
 
 

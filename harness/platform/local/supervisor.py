@@ -13,7 +13,9 @@ its ports are free again.
 
 from __future__ import annotations
 
+import contextlib
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -46,6 +48,7 @@ class ReplicaSpec:
     stop_signal: int = signal.SIGTERM
     user: str | None = None
     cwd: Path | None = None
+    registry: Path | None = None
 
 
 class Replica:
@@ -82,7 +85,7 @@ class Replica:
     def signal(self, sig: int) -> int:
         """Signal every process of the current incarnation; returns how many were signalled."""
         unit = self.unit
-        if unit is None or unit.popen.poll() is not None and not unit.members():
+        if unit is None or (unit.popen.poll() is not None and not unit.members()):
             return 0
         return unit.signal(sig)
 
@@ -141,10 +144,8 @@ class Replica:
         if unit.popen.poll() is None:
             unit.signal(self.spec.stop_signal)
             unit.signal(signal.SIGCONT)  # a paused process must see the SIGTERM
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 unit.popen.wait(timeout=grace_s)
-            except Exception:
-                pass
         if not unit.wait_gone(0.2):
             unit.kill_all()
         return unit.popen.poll()
@@ -170,6 +171,7 @@ class Replica:
                 log_path=self.spec.log_path,
                 cwd=self.spec.cwd,
                 user=self.spec.user,
+                registry=self.spec.registry,
             )
         self._emit("starting")
         return self.unit

@@ -16,16 +16,28 @@ from pathlib import Path
 
 from harness.platform.local.process import CLUSTER_VAR, find_processes, signal_pids
 
+SESSIONS_FILE = "sessions"
 
-def reap_cluster(cluster_id: str, timeout_s: float = 10.0) -> int:
+
+def cluster_processes(cluster_id: str, directory: Path) -> list[int]:
+    """Processes with the cluster marker or in a session the cluster started."""
+    try:
+        sessions = [int(x) for x in (directory / SESSIONS_FILE).read_text().split()]
+    except (OSError, ValueError):
+        sessions = []
+    return find_processes(sessions=sessions, marker=(CLUSTER_VAR, cluster_id))
+
+
+def reap_cluster(cluster_id: str, directory: Path, timeout_s: float = 10.0) -> int:
     """SIGKILL every process of the cluster until none is left; returns how many were found."""
-    found = find_processes(marker=(CLUSTER_VAR, cluster_id))
+    found = cluster_processes(cluster_id, directory)
     deadline = time.monotonic() + timeout_s
     pids = found
     while pids and time.monotonic() < deadline:
         signal_pids(pids, signal.SIGKILL)
+        signal_pids(pids, signal.SIGCONT)
         time.sleep(0.1)
-        pids = find_processes(marker=(CLUSTER_VAR, cluster_id))
+        pids = cluster_processes(cluster_id, directory)
     return len(found)
 
 
@@ -36,7 +48,7 @@ def main(argv: list[str]) -> int:
     while sys.stdin.buffer.read(4096):
         pass
     time.sleep(0.5)  # let a harness that is unwinding finish its own clean-up first
-    reap_cluster(cluster_id)
+    reap_cluster(cluster_id, directory)
     shutil.rmtree(directory, ignore_errors=True)
     return 0
 

@@ -1,0 +1,139 @@
+"""``ha-bench``: the command line. Every subcommand and flag here is a documented contract."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from harness import __version__
+from harness.errors import HarnessError
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be > 0")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ha-bench", description="Chaos and failover benchmarks for Apache Airflow HA."
+    )
+    parser.add_argument("--version", action="version", version=f"ha-bench {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = sub.add_parser("up", help="start a local HA cluster and keep it up until Ctrl-C")
+    up.add_argument("--topology", type=Path, help="topology YAML file (default: reference HA)")
+    up.add_argument("--airflow-version", help="override the topology's Airflow version")
+    up.add_argument("--logs", type=Path, help="keep replica logs in this directory")
+    up.add_argument("--duration", type=_positive, help="stop after SECONDS instead of Ctrl-C")
+    up.add_argument("--json", action="store_true", help="print one JSON line when ready")
+
+    probe = sub.add_parser("probe", help="probe an HTTP URL open-loop and summarise outages")
+    probe.add_argument("--url", required=True)
+    probe.add_argument("--duration", type=_positive, required=True, metavar="SECONDS")
+    probe.add_argument("--interval", type=_positive, default=0.05, metavar="SECONDS")
+    probe.add_argument("--timeout", type=_positive, default=1.0, metavar="SECONDS")
+    probe.add_argument("--out", type=Path, required=True, metavar="DIR")
+    probe.add_argument("--allow-remote", action="store_true",
+                       help="allow a non-loopback URL (only a server you own)")  # fmt: skip
+    return parser
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.live import Live
+    from rich.table import Table
+
+    from harness.cleanup import unwind_on_termination
+    from harness.platform.local.cluster import LocalCluster
+    from harness.topology import load_topology
+
+    console = Console(stderr=True)
+    topology = load_topology(args.topology)
+    if args.airflow_version:
+        topology = topology.with_overrides(airflow_version=args.airflow_version)
+    started = time.monotonic()
+
+    def table(state: dict[str, bool]) -> Table:
+        t = Table(title=f"bringing up {topology.name} ({time.monotonic() - started:.0f}s)")
+        t.add_column("replica")
+        t.add_column("state")
+        for name, ready in state.items():
+            t.add_row(name, "[green]ready[/]" if ready else "[yellow]starting[/]")
+        return t
+
+    with unwind_on_termination():
+        cluster = LocalCluster(topology, logs_dir=args.logs, log=console.print)
+        try:
+            with Live(table({}), console=console, transient=True) as live:
+                cluster.start(progress=lambda s: live.update(table(s)))
+            console.print(
+                f"[bold green]ready[/] in {cluster.timings['ready_s']:.1f}s — "
+                f"Airflow {topology.airflow_version}, cluster {cluster.cluster_id}"
+            )
+            console.print(f"  UI / API (HAProxy): {cluster.lb_url}")
+            for name, url in cluster.api_server_urls.items():
+                console.print(f"  {name}: {url}")
+            console.print(f"  HAProxy stats: {cluster.stats_url}")
+            console.print(f"  logs: {cluster.logs_dir}")
+            if args.json:
+                info = {
+                    "cluster_id": cluster.cluster_id,
+                    "lb_url": cluster.lb_url,
+                    "api_servers": cluster.api_server_urls,
+                    "ports": cluster.ports,
+                    "data_dir": str(cluster.data_dir),
+                    "timings": cluster.timings,
+                }
+                print(json.dumps(info), flush=True)
+            console.print("Ctrl-C stops everything.")
+            deadline = time.monotonic() + args.duration if args.duration else None
+            while deadline is None or time.monotonic() < deadline:
+                time.sleep(0.2)
+        except KeyboardInterrupt:
+            console.print("stopping ...")
+        finally:
+            cluster.stop()
+    return 0
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    from harness.probe import probe_command
+
+    summary = probe_command(
+        args.url, args.duration, args.interval, args.timeout, args.out,
+        allow_remote=args.allow_remote,
+    )  # fmt: skip
+    print(
+        f"downtime {summary['downtime_s']:.3f}s in {len(summary['outages'])} outage(s); "
+        f"summary: {args.out / 'summary.json'}"
+    )
+    return 0
+
+
+COMMANDS = {"up": cmd_up, "probe": cmd_probe}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except HarnessError as exc:
+        print(f"ha-bench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except SystemExit as exc:  # SIGTERM unwinding (harness.cleanup.Terminated)
+        return exc.code if isinstance(exc.code, int) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

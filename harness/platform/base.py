@@ -1,0 +1,70 @@
+"""The roles every platform implements: the cluster (db) and the nemesis (faults).
+
+Experiments talk only to these protocols, so the same experiment runs on ``local`` and
+``kubernetes``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+from harness.events import EventBus
+from harness.topology import Topology
+
+FAULT_OPS = ("kill", "terminate", "pause", "resume", "stop_service", "start_service")
+
+
+@runtime_checkable
+class Cluster(Protocol):
+    """A running Airflow cluster under test."""
+
+    platform: str
+    topology: Topology
+    bus: EventBus
+
+    @property
+    def lb_url(self) -> str:
+        """Where clients reach the api-servers (the load balancer / Service), on loopback."""
+        ...
+
+    @property
+    def api_server_urls(self) -> dict[str, str]:
+        """Each api-server replica, directly, by replica name."""
+        ...
+
+    def replica_names(self, component: str) -> list[str]:
+        """Replica names of one component (``api-server``, ``scheduler`` ...)."""
+        ...
+
+    def is_ready(self, replica: str) -> bool: ...
+
+    def metadata(self) -> dict[str, Any]:
+        """The setup to record with every result (versions, topology, overrides)."""
+        ...
+
+    def stop(self) -> None: ...
+
+
+@runtime_checkable
+class Nemesis(Protocol):
+    """Injects faults; each is recorded as ``fault`` events ``invoke`` then ``ok|fail|info``."""
+
+    def kill(self, target: str) -> dict[str, Any]:
+        """Like a pod delete with grace 0: SIGKILL to every process of the replica."""
+        ...
+
+    def terminate(self, target: str, grace_s: float | None = None) -> dict[str, Any]:
+        """Like a graceful pod delete: SIGTERM, SIGKILL after the grace period."""
+        ...
+
+    def pause(self, target: str) -> dict[str, Any]:
+        """A hung process: SIGSTOP to the whole replica."""
+        ...
+
+    def resume(self, target: str) -> dict[str, Any]: ...
+
+    def stop_service(self, target: str) -> dict[str, Any]:
+        """Take a service (``postgres``, ``redis``) down and keep it down."""
+        ...
+
+    def start_service(self, target: str) -> dict[str, Any]: ...

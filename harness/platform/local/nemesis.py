@@ -1,0 +1,92 @@
+"""Faults on the local platform: real signals to a replica's whole process tree."""
+
+from __future__ import annotations
+
+import itertools
+import signal
+import time
+from typing import Any
+
+from harness.errors import HarnessError
+from harness.platform.local.cluster import LocalCluster
+
+_op_ids = itertools.count(1)
+
+
+class LocalNemesis:
+    """Implements :class:`harness.platform.base.Nemesis` for a :class:`LocalCluster`."""
+
+    def __init__(self, cluster: LocalCluster) -> None:
+        self.cluster = cluster
+
+    def _op(self, op: str, target: str, action, **fields: Any) -> dict[str, Any]:
+        replica = self.cluster.replica(target)  # unknown target: a HarnessError, no event
+        op_id = next(_op_ids)
+        bus = self.cluster.bus
+        bus.emit("fault", op=op, target=target, phase="invoke", op_id=op_id,
+                 incarnation=replica.incarnation, **fields)  # fmt: skip
+        try:
+            detail = action(replica)
+        except HarnessError as exc:
+            bus.emit("fault", op=op, target=target, phase="fail", op_id=op_id, detail=str(exc))
+            raise
+        except Exception as exc:  # outcome unknown, Jepsen's "info"
+            bus.emit("fault", op=op, target=target, phase="info", op_id=op_id, detail=repr(exc))
+            raise
+        return bus.emit("fault", op=op, target=target, phase="ok", op_id=op_id, detail=detail)
+
+    def kill(self, target: str) -> dict[str, Any]:
+        def act(replica):
+            unit = replica.unit
+            if unit is None or unit.popen.poll() is not None:
+                raise HarnessError(f"{target} is not running", fix="wait until it is ready")
+            signalled = unit.signal(signal.SIGKILL)
+            gone = unit.wait_gone(10.0)
+            if not gone:
+                raise RuntimeError(f"{target}: processes survived SIGKILL: {unit.members()}")
+            return {"signalled": signalled, "pid": unit.pid}
+
+        return self._op("kill", target, act)
+
+    def terminate(self, target: str, grace_s: float | None = None) -> dict[str, Any]:
+        def act(replica):
+            unit = replica.unit
+            if unit is None or unit.popen.poll() is not None:
+                raise HarnessError(f"{target} is not running", fix="wait until it is ready")
+            grace = replica.spec.grace_s if grace_s is None else grace_s
+            started = time.monotonic()
+            signalled = unit.signal(signal.SIGTERM)
+            unit.signal(signal.SIGCONT)
+            graceful = unit.wait_gone(grace)
+            if not graceful:
+                unit.kill_all()
+            return {
+                "signalled": signalled,
+                "pid": unit.pid,
+                "graceful": graceful,
+                "shutdown_s": round(time.monotonic() - started, 3),
+            }
+
+        return self._op("terminate", target, act, grace_s=grace_s)
+
+    def pause(self, target: str) -> dict[str, Any]:
+        def act(replica):
+            return {"signalled": replica.signal(signal.SIGSTOP)}
+
+        return self._op("pause", target, act)
+
+    def resume(self, target: str) -> dict[str, Any]:
+        def act(replica):
+            return {"signalled": replica.signal(signal.SIGCONT)}
+
+        return self._op("resume", target, act)
+
+    def stop_service(self, target: str) -> dict[str, Any]:
+        return self._op("stop_service", target, lambda r: {"exit_code": r.hold()})
+
+    def start_service(self, target: str) -> dict[str, Any]:
+        def act(replica):
+            replica.release()
+            return {}
+
+        return self._op("start_service", target, act)

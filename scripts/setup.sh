@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Set up everything airflow-ha-bench needs on a Debian/Ubuntu machine with Python >= 3.11:
+# PostgreSQL, Redis and HAProxy (OS packages), the harness in .venv, and the default
+# Airflow version in its own cached environment. Safe to run again: it skips what is there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON="${PYTHON:-python3}"
+AIRFLOW_VERSION="${AIRFLOW_VERSION:-}"  # empty: the harness default
+
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  echo "setup: error: Python >= 3.11 is required (found: $("$PYTHON" --version 2>&1)) — fix: install python3.11 or set PYTHON=/path/to/python3.11" >&2
+  exit 2
+fi
+
+need_os=()
+command -v haproxy >/dev/null || need_os+=(haproxy)
+command -v redis-server >/dev/null || need_os+=(redis-server)
+if ! command -v postgres >/dev/null && ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
+  need_os+=(postgresql)
+fi
+if ((${#need_os[@]})); then
+  if command -v apt-get >/dev/null; then
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    echo "setup: installing OS packages: ${need_os[*]}"
+    $SUDO apt-get update -qq
+    # policy-rc.d: do not start the packages' own system services; the harness runs its own
+    $SUDO sh -c 'printf "#!/bin/sh\nexit 101\n" > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d'
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_os[@]}" >/dev/null
+    $SUDO rm -f /usr/sbin/policy-rc.d
+  else
+    echo "setup: error: missing ${need_os[*]} and no apt-get — fix: install the packages ${need_os[*]} with your OS package manager" >&2
+    exit 2
+  fi
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
+.venv/bin/python -m pip install --quiet -e ".[dev]" 2>&1 | grep -v "is ignored: it is neither" || true
+.venv/bin/python -c "import harness, locust, pandas" # fails loudly if the install did not work
+
+.venv/bin/python -m harness.airflow_env $AIRFLOW_VERSION
+echo "setup: ready"
