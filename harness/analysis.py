@@ -378,7 +378,8 @@ def recovery(
     - ``time_to_recover_s``: start of the first ``sustain_s`` window, beginning with a success
       after the first failure and fully observed (some observation at or after its end),
       whose success rate is >= baseline rate - ``tolerance`` (baseline: before the fault,
-      1.0 if unobserved); 0.0 if nothing failed, None if never recovered;
+      1.0 if unobserved); 0.0 if nothing failed, None if never recovered or nothing was
+      observed after the fault;
     - ``replacement_ready_s``: first ``lifecycle`` event with state ``ready`` at/after the
       fault (of ``replica`` if given); None if there is none.
     """
@@ -400,7 +401,9 @@ def recovery(
     }
     start = int(np.searchsorted(t, fault_mono, side="left"))
     failed = np.flatnonzero(~ok[start:])
-    if len(failed) == 0:
+    if start == len(t):
+        pass  # nothing observed after the fault: unknown
+    elif len(failed) == 0:
         result["time_to_recover_s"] = 0.0
     else:
         f = start + int(failed[0])

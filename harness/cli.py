@@ -44,7 +44,72 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--out", type=Path, required=True, metavar="DIR")
     probe.add_argument("--allow-remote", action="store_true",
                        help="allow a non-loopback URL (only a server you own)")  # fmt: skip
+    sub.add_parser("list", help="list experiments and their parameters")
+
+    run = sub.add_parser("run", help="run one experiment on a fresh local cluster")
+    run.add_argument("experiment", metavar="EXPERIMENT")
+    run.add_argument("--api-servers", type=int, help="api-server replicas")
+    run.add_argument("--schedulers", type=int, help="scheduler replicas")
+    run.add_argument("--workers", type=int, help="Celery worker replicas")
+    run.add_argument("--repeat", type=int, default=1, help="repetitions (default 1)")
+    run.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="experiment parameter (see `ha-bench list`); repeatable",
+    )
+    run.add_argument("--seed", type=int, default=0, help="seed for the fault timing")
+    run.add_argument("--airflow-version", help="Airflow version under test")
+    run.add_argument("--out", type=Path, required=True, metavar="DIR")
     return parser
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from harness.catalogue import CATALOGUE
+
+    for name, entry in CATALOGUE.items():
+        print(f"{name}: {entry.summary}")
+        for p in entry.params:
+            print(f"    {p.name}={p.default!r}  {p.help}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness.catalogue import build
+    from harness.cleanup import unwind_on_termination
+    from harness.experiment import failed_verdicts
+    from harness.report import write_run_report
+    from harness.suite import ClusterPool, run_in_pool
+
+    overrides: dict[str, object] = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise HarnessError(f"--set {item!r} is not KEY=VALUE", fix="e.g. --set load_users=10")
+        overrides[key.strip()] = value.strip()
+    for key in ("api_servers", "schedulers", "workers"):
+        if getattr(args, key) is not None:
+            overrides[key] = getattr(args, key)
+    if args.repeat < 1:
+        raise HarnessError("--repeat must be >= 1", fix="e.g. --repeat 5")
+    experiment = build(args.experiment, overrides)
+    if args.out.exists() and any(args.out.iterdir()):
+        raise HarnessError(f"{args.out} is not empty", fix="pass a new --out directory")
+    with unwind_on_termination(), ClusterPool(
+        airflow_version=args.airflow_version, logs_root=args.out / "logs",
+        log=lambda m: print(m, file=sys.stderr),
+    ) as pool:  # fmt: skip
+        summary = run_in_pool(pool, experiment, args.out, repeat=args.repeat, seed=args.seed)
+    report = write_run_report(args.out)
+    for r in summary["repetitions"]:
+        print(f"repetition {r['repetition']}: downtime {r['downtime_s']:.3f}s, "
+              f"recovery {r['recovery_s']}s, failed tasks {r['failed_tasks']}")  # fmt: skip
+    for name, v in summary["verdicts"].items():
+        print(f"{name}: {v['verdict']}" + ("" if v.get("gate", True) else " (not a gate)"))
+    print(f"summary: {args.out / 'summary.json'}  report: {report}")
+    misses = failed_verdicts(summary)
+    return 1 if misses else 0
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -119,7 +184,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"up": cmd_up, "probe": cmd_probe}
+COMMANDS = {"up": cmd_up, "probe": cmd_probe, "list": cmd_list, "run": cmd_run}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -231,6 +231,11 @@ async def _probe_once(
     return fields
 
 
+def _tick_count(duration_s: float, interval_s: float) -> int:
+    """Ticks k >= 0 with k * interval < duration (robust to float noise)."""
+    return max(1, math.ceil(duration_s / interval_s - 1e-9))
+
+
 async def _warm_up(streams: Sequence[tuple[str, str, str]]) -> None:
     """Pay one-time costs before t0 so the first ticks are not late: the lazily imported
     anyio backend and the resolver thread pool (each host resolved once; no request sent)."""
@@ -259,7 +264,8 @@ async def run_probes(
     """Probe every target x endpoint each ``interval_s`` for ``duration_s`` (None: until ``stop``).
 
     Ticks fire at ``t0 + k * interval_s`` regardless of earlier probes; if the event loop falls
-    more than one interval behind, the missed ticks are skipped (counted, never bunched up).
+    behind by a whole interval or more, it fires the newest due tick and skips the older ones
+    (counted in ``missed_ticks``; probes are never bunched up).
     When ``max_in_flight`` requests are already pending, a probe is recorded as outcome
     ``other`` with error ``overload`` instead of being sent. Returns once every sent probe has
     completed (each is bounded by ``timeout_s``). ``on_result`` gets each recorded event.
@@ -310,12 +316,14 @@ async def run_probes(
         stats.started_wall, t0 = time.time(), time.monotonic()
         stats.started_mono = t0
         end = math.inf if duration_s is None else t0 + duration_s
+        # index of the last tick before the end (ticks k with k * interval < duration)
+        last_tick = sys.maxsize if duration_s is None else _tick_count(duration_s, interval_s) - 1
         k = 0
         stop_wait = asyncio.ensure_future(stop.wait()) if stop is not None else None
         try:
             while True:
                 due = t0 + k * interval_s
-                if due >= end - 1e-9:
+                if k > last_tick:
                     stats.schedule_end_mono = end
                     break
                 if stop is not None and stop.is_set():
@@ -331,8 +339,8 @@ async def run_probes(
                     else:
                         await asyncio.sleep(delay)
                 now_mono = time.monotonic()
-                latest = int((now_mono - t0) // interval_s)
-                if latest > k and t0 + latest * interval_s < end - 1e-9:
+                latest = min(int((now_mono - t0) // interval_s), last_tick)
+                if latest > k:
                     # fell behind (loop stalled): fire the newest due tick, skip older ones
                     skip = latest - k
                     stats.missed_ticks += skip
@@ -357,7 +365,7 @@ async def run_probes(
                                 "ok": False,
                                 "outcome": "other",
                                 "status": None,
-                                "latency_s": 0.0,
+                                "latency_s": None,
                                 "error": "overload",
                             }
                         )
@@ -651,9 +659,9 @@ def probe_command(
             progress["up"] = bool(event["ok"])
 
     def render() -> Text:
-        elapsed = time.monotonic() - started
+        elapsed = min(time.monotonic() - started, duration_s)
         state = progress["up"]
-        line = Text(f"probing {url}  {elapsed:6.1f}/{duration_s:g}s  ")
+        line = Text(f"{elapsed:6.1f}/{duration_s:g}s  ")
         line.append(f"probes {progress['sent']}  failures {progress['failures']}  ")
         if state is None:
             line.append("state ?", style="dim")
@@ -664,6 +672,12 @@ def probe_command(
         return line
 
     console = Console(stderr=True)
+    console.print(
+        f"probing {url} every {interval_s:g}s for {duration_s:g}s (timeout {timeout_s:g}s)",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
     with history.HistoryWriter(out_dir, "prober") as writer:
         writer.append(
             "marker",

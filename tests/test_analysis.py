@@ -218,6 +218,8 @@ def test_recovery_without_outage_and_without_recovery() -> None:
     # recovered right before the run ended: the sustain window is not fully observed
     late = events_frame(series(0, 5, True) + series(5, 9, False) + series(9, 10, True))
     assert analysis.recovery(late, 5.0, sustain_s=2.0)["time_to_recover_s"] is None
+    # nothing observed after the fault: unknown, not "recovered"
+    assert analysis.recovery(healthy, 20.0)["time_to_recover_s"] is None
 
 
 def test_degraded_window() -> None:

@@ -32,8 +32,8 @@ class Cluster(Protocol):
         """Each api-server replica, directly, by replica name."""
         ...
 
-    def replica_names(self, component: str) -> list[str]:
-        """Replica names of one component (``api-server``, ``scheduler`` ...)."""
+    def replica_names(self, component: str | None = None) -> list[str]:
+        """Replica names of one component (``api-server``, ``scheduler`` ...), or all."""
         ...
 
     def is_ready(self, replica: str) -> bool: ...

@@ -1,6 +1,10 @@
 """Readiness and liveness checks for local replicas, modelled on the official Helm chart.
 
-- api-server: chart ``GET /api/v2/monitor/health``; here the same, on the replica's port.
+- api-server: chart ``GET /api/v2/monitor/health``; here the same on the replica's port,
+  *and* ``GET /execution/health``: Airflow builds the Execution API app lazily on its first
+  request, which blocks the server for seconds (5.4 s measured on 2 cores). The chart's
+  probe does not see that, so a "ready" replacement stalls its first task calls; ours
+  counts a replica ready only once that is done.
 - scheduler: chart ``airflow jobs check --job-type SchedulerJob --local``; here the
   scheduler's health server ``/health`` (``[scheduler] enable_health_check``), which
   reports the same heartbeat without starting a Python interpreter every period.
@@ -32,6 +36,15 @@ def http_check(port: int, path: str, *, expect: range = range(200, 400)) -> Chec
             return False
         finally:
             conn.close()
+
+    return check
+
+
+def all_of(*checks_: Check) -> Check:
+    """Healthy only if every check passes (checked in order, stopping at the first miss)."""
+
+    def check(unit: Unit, timeout_s: float) -> bool:
+        return all(c(unit, timeout_s) for c in checks_)
 
     return check
 

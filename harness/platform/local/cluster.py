@@ -128,7 +128,10 @@ class LocalCluster:
     def components(self, component: str) -> list[Replica]:
         return [r for r in self.replicas.values() if r.component == component]
 
-    def replica_names(self, component: str) -> list[str]:
+    def replica_names(self, component: str | None = None) -> list[str]:
+        """Replica names of one component, or of every replica (services included)."""
+        if component is None:
+            return list(self.replicas)
         return [r.name for r in self.components(component)]
 
     def is_ready(self, replica: str) -> bool:
@@ -370,7 +373,7 @@ class LocalCluster:
                     "AIRFLOW__API__BASE_URL": lb,
                     "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
                     "AIRFLOW__API__WORKERS": str(self.topology.api_server_workers),
-                    "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+                    "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),
                     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": (
                         f"postgresql+psycopg2://airflow@127.0.0.1:{pg}/airflow"
                     ),
@@ -422,7 +425,10 @@ class LocalCluster:
         liveness = t.liveness
         for i in range(t.api_servers):
             name, port = f"api-server-{i}", self.ports[f"api-server-{i}"]
-            health = checks.http_check(port, "/api/v2/monitor/health")
+            health = checks.all_of(
+                checks.http_check(port, "/execution/health"),
+                checks.http_check(port, "/api/v2/monitor/health"),
+            )
             specs.append(self._spec(
                 name, "api-server",
                 [airflow, "api-server", "--host", "127.0.0.1", "--port", str(port),
@@ -533,7 +539,11 @@ def haproxy_config(lb_port: int, stats_port: int, servers: dict[str, int]) -> st
         "    default_backend api_servers",
         "backend api_servers",
         "    balance roundrobin",
-        "    option httpchk GET /api/v2/version",
+        "    option http-buffer-request",  # lets HAProxy retry requests that carry a body
+        # /execution/health, not /api/v2/version: the check itself pays for the lazy
+        # start-up of the Execution API, so no client request is routed to a replica
+        # that would stall for seconds on its first task call
+        "    option httpchk GET /execution/health",
         "    http-check expect status 200",
         "    default-server inter 500ms fall 2 rise 2",
         *(f"    server {name} 127.0.0.1:{port} check" for name, port in servers.items()),

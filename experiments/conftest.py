@@ -1,0 +1,75 @@
+"""pytest experiments/: the fault catalogue as tests.
+
+Options: --profile smoke|full, --repeat N, --platform local|kubernetes,
+--airflow-version X, --results DIR. An SLO miss fails the test with the measured figure in
+the message; its results are written first.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.cleanup import unwind_on_termination
+from harness.report import write_run_report
+from harness.suite import ClusterPool, new_run_id
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("ha-bench")
+    group.addoption("--profile", choices=("smoke", "full"), default="smoke")
+    group.addoption("--repeat", type=int, default=None, help="repetitions per experiment")
+    group.addoption("--platform", choices=("local", "kubernetes"), default="local")
+    group.addoption("--airflow-version", default=None, help="Airflow version under test")
+    group.addoption("--results", type=Path, default=ROOT / "results", help="results root")
+    group.addoption("--seed", type=int, default=0, help="seed for fault timing")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "smoke: part of the default smoke profile")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--profile") == "smoke":
+        skip = pytest.mark.skip(reason="not in the smoke profile (use --profile full)")
+        for item in items:
+            if "smoke" not in item.keywords:
+                item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def run_dir(request: pytest.FixtureRequest) -> Path:
+    path = request.config.getoption("--results") / new_run_id()
+    path.mkdir(parents=True)
+    yield path
+    write_run_report(path)
+    print(f"\nresults: {path}")
+
+
+@pytest.fixture(scope="session")
+def cluster_pool(request: pytest.FixtureRequest, run_dir: Path):
+    with (
+        unwind_on_termination(),
+        ClusterPool(
+            platform=request.config.getoption("--platform"),
+            airflow_version=request.config.getoption("--airflow-version"),
+            logs_root=run_dir / "logs",
+        ) as pool,
+    ):
+        yield pool
+
+
+@pytest.fixture(scope="session")
+def repeat(request: pytest.FixtureRequest) -> int:
+    value = request.config.getoption("--repeat")
+    if value is not None:
+        return value
+    return 5 if request.config.getoption("--profile") == "full" else 1
+
+
+@pytest.fixture(scope="session")
+def seed(request: pytest.FixtureRequest) -> int:
+    return request.config.getoption("--seed")

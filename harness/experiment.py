@@ -1,0 +1,445 @@
+"""Experiments as data, and the runner that turns one into a measured, checked result.
+
+An :class:`Experiment` is topology overrides + workload + load + one fault + hypotheses.
+:func:`run_repetition` runs it once on any :class:`~harness.platform.base.Cluster`:
+warm-up, a pre-fault baseline, the fault at a seeded random moment inside a window, then
+observation until the cluster is back (sustained, not one success) — with open-loop
+probes, optional Locust load and the DAG workload all writing one history. The
+history decides: analysis gives downtime and recovery, the ledger checker gives lost or
+duplicated executions, and each hypothesis becomes a verdict.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import operator
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness import __version__, analysis
+from harness.checker import CheckResult, check_executions
+from harness.errors import HarnessError
+from harness.history import SCHEMA_VERSION, HistoryWriter, finalize, read_history
+from harness.load import LoadProcess
+from harness.probe import ProberProcess, ProbeTarget
+from harness.workload import WorkloadDriver, read_ledger
+
+LIVENESS = "/api/v2/version"
+HEALTH = "/api/v2/monitor/health"
+_OPS = {"<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt,
+        "==": operator.eq}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One fault: ``op`` on ``target`` (a replica name, or ``<component>/all`` for every
+    replica of a component in a row); ``hold_s`` before resume/start for pause/stop."""
+
+    op: str
+    target: str
+    hold_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """``metric op value`` over a repetition's figures, e.g. ``downtime_s <= 1``.
+
+    A ``gate`` is an SLO: refuting it fails the run (and the pytest case). A hypothesis
+    that is not a gate is an expectation under study: it is reported, confirmed or
+    refuted, without failing anything.
+    """
+
+    metric: str
+    op: str
+    value: float
+    why: str = ""
+    gate: bool = True
+
+    def check(self, figures: dict[str, Any]) -> dict[str, Any]:
+        measured = figures.get(self.metric)
+        if measured is None:
+            verdict = "unknown"
+        else:
+            verdict = "confirmed" if _OPS[self.op](measured, self.value) else "refuted"
+        return {"hypothesis": f"{self.metric} {self.op} {self.value}", "why": self.why,
+                "measured": measured, "verdict": verdict}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    description: str
+    fault: Fault
+    topology: dict[str, Any] = field(default_factory=dict)
+    hypotheses: tuple[Hypothesis, ...] = ()
+    warmup_s: float = 5.0
+    steady_hold_s: float = 3.0
+    baseline_s: float = 5.0
+    fault_window_s: float = 2.0
+    recover_timeout_s: float = 90.0
+    settle_s: float = 5.0
+    load_users: int = 0
+    workload_dags: tuple[str, ...] = ("ha_bench_short",)
+    trigger_interval_s: float = 3.0
+    drain_timeout_s: float = 45.0
+    expect_lost: bool = False
+    expect_duplicates: bool = False
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _targets(fault: Fault, cluster) -> list[str]:
+    if fault.target.endswith("/all"):
+        names = cluster.replica_names(fault.target[: -len("/all")])
+        if not names:
+            raise HarnessError(f"no replicas for {fault.target}", fix="check the topology")
+        return names
+    return [fault.target]
+
+
+def _inject(fault: Fault, cluster) -> list[dict[str, Any]]:
+    """Run the fault; returns the ``ok`` fault events (times are when it took effect)."""
+    nemesis = cluster.nemesis
+    done = []
+    for target in _targets(fault, cluster):
+        done.append(getattr(nemesis, fault.op)(target))
+        if fault.op in ("pause", "stop_service"):
+            time.sleep(fault.hold_s)
+            undo = "resume" if fault.op == "pause" else "start_service"
+            getattr(nemesis, undo)(target)
+    return done
+
+
+def _wait_recovered(cluster, targets: list[str], deadline: float) -> bool:
+    """The faulted replicas were seen not ready (or 5 s passed), then every replica is ready."""
+    seen_down = time.monotonic() + 5.0
+    while time.monotonic() < min(seen_down, deadline):
+        if any(not cluster.is_ready(t) for t in targets):
+            break
+        time.sleep(0.05)
+    while time.monotonic() < deadline:
+        if all(cluster.is_ready(n) for n in cluster.replica_names()):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def wait_steady_state(cluster, *, hold_s: float, timeout_s: float) -> float:
+    """Wait until every replica is ready and the LB answered every check for ``hold_s``.
+
+    Returns the seconds it took; raises if the cluster never reaches a steady state, as a
+    fault injected into an unsteady cluster measures nothing.
+    """
+    import http.client
+    from urllib.parse import urlsplit
+
+    lb = urlsplit(cluster.lb_url)
+    start = time.monotonic()
+    steady_since = None
+    while time.monotonic() - start < timeout_s:
+        ok = all(cluster.is_ready(n) for n in cluster.replica_names())
+        if ok:
+            conn = http.client.HTTPConnection(lb.hostname, lb.port, timeout=1.0)
+            try:
+                conn.request("GET", LIVENESS)
+                ok = conn.getresponse().status == 200
+            except (OSError, http.client.HTTPException):
+                ok = False
+            finally:
+                conn.close()
+        now = time.monotonic()
+        steady_since = (steady_since or now) if ok else None
+        if steady_since is not None and now - steady_since >= hold_s:
+            return now - start
+        time.sleep(0.25)
+    raise HarnessError(
+        f"the cluster did not reach a steady state within {timeout_s:.0f}s",
+        fix="check the replica logs in the results' logs directory",
+    )
+
+
+def task_start_gaps(ledger: list[dict[str, Any]], fault_wall: float) -> dict[str, float | None]:
+    """Largest gap between consecutive task starts before and after the fault (wall s)."""
+    starts = sorted(r["t_wall"] for r in ledger if r.get("phase") == "start")
+    if len(starts) < 2:
+        return {"task_start_gap_before_s": None, "task_start_gap_after_s": None}
+    gaps = [(b, b - a) for a, b in itertools.pairwise(starts)]
+    before = [g for end, g in gaps if end < fault_wall]
+    after = [g for end, g in gaps if end >= fault_wall]
+    return {
+        "task_start_gap_before_s": max(before) if before else None,
+        "task_start_gap_after_s": max(after) if after else None,
+    }
+
+
+def scheduling_latency(
+    df: pd.DataFrame, ledger: list[dict[str, Any]], fault_wall: float
+) -> dict[str, float | None]:
+    """How fast newly triggered runs get their first task started, before vs after the fault.
+
+    ``scheduling_resumed_s``: fault → first task start of a run *triggered after* the fault
+    (only a live scheduler can start it); ``start_latency_before_p50_s`` /
+    ``start_latency_before_max_s``: trigger → first task start of runs triggered before.
+    """
+    w = df[(df["type"] == "workload") & (_col(df, "event") == "trigger")
+           & (_col(df, "phase") == "ok")]  # fmt: skip
+    triggered = dict(zip(w["run_id"], w["t_wall"].astype(float), strict=False))
+    first_start: dict[str, float] = {}
+    for row in ledger:
+        if row.get("phase") == "start" and row.get("run_id") in triggered:
+            run = row["run_id"]
+            first_start[run] = min(first_start.get(run, float("inf")), float(row["t_wall"]))
+    before = [first_start[r] - t for r, t in triggered.items()
+              if t < fault_wall and r in first_start]  # fmt: skip
+    after = [first_start[r] for r, t in triggered.items() if t >= fault_wall and r in first_start]
+    return {
+        "scheduling_resumed_s": min(after) - fault_wall if after else None,
+        "start_latency_before_p50_s": float(pd.Series(before).median()) if before else None,
+        "start_latency_before_max_s": max(before) if before else None,
+    }
+
+
+def run_repetition(
+    experiment: Experiment, cluster, out_dir: Path, *, seed: int, repetition: int
+) -> dict[str, Any]:
+    """Run one repetition; writes ``out_dir`` (history, parquet, figures) and returns them."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    offset = rng.uniform(0, experiment.fault_window_s)
+    writer = HistoryWriter(out_dir, "cluster")
+    unsubscribe = cluster.bus.record_to(writer)
+    ledger_start = cluster.ledger_path.stat().st_size if cluster.ledger_path.exists() else 0
+    targets = [ProbeTarget("lb", cluster.lb_url, (LIVENESS,))]
+    targets += [ProbeTarget(n, u, (LIVENESS,)) for n, u in cluster.api_server_urls.items()]
+    prober = ProberProcess(targets, out_dir, interval_s=0.05, timeout_s=1.0)
+    health = ProberProcess([ProbeTarget("lb", cluster.lb_url, (HEALTH,))], out_dir,
+                           interval_s=0.5, timeout_s=2.0, source="health")  # fmt: skip
+    load = LoadProcess(out_dir, cluster.lb_url, users=experiment.load_users, spawn_rate=10)
+    workload_writer = HistoryWriter(out_dir, "workload")
+    driver = WorkloadDriver(cluster.lb_url, workload_writer, experiment.workload_dags,
+                            trigger_interval_s=experiment.trigger_interval_s,
+                            run_id_prefix=f"hab-{experiment.name}-{repetition}")  # fmt: skip
+    faults: list[dict[str, Any]] = []
+    recovered = False
+    try:
+        prober.start()
+        health.start()
+        if experiment.load_users:
+            load.start()
+        driver.start()
+        time.sleep(experiment.warmup_s)
+        took = wait_steady_state(cluster, hold_s=experiment.steady_hold_s, timeout_s=120)
+        writer.append("marker", name="baseline_start", detail={"steady_state_wait_s": took})
+        time.sleep(experiment.baseline_s + offset)
+        writer.append("marker", name="fault_start", detail={"offset_s": offset, "seed": seed})
+        faults = _inject(experiment.fault, cluster)
+        recovered = _wait_recovered(cluster, _targets(experiment.fault, cluster),
+                                    time.monotonic() + experiment.recover_timeout_s)  # fmt: skip
+        writer.append("marker", name="recovered" if recovered else "recover_timeout")
+        time.sleep(experiment.settle_s)
+        writer.append("marker", name="run_end")
+    finally:
+        driver.stop_triggering()
+        for stop in (load.stop, prober.stop, health.stop):
+            try:
+                stop()
+            except Exception as exc:  # an observer must not lose the results
+                writer.append("marker", name="observer_error", detail=repr(exc))
+        drained = driver.drain(experiment.drain_timeout_s)
+        driver.stop()
+        unsubscribe()
+        writer.close()
+        workload_writer.close()
+    ledger = _ledger_since(cluster.ledger_path, ledger_start)
+    (out_dir / "ledger.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ledger))
+    finalize(out_dir)
+    figures = analyse_repetition(read_history(out_dir), ledger, experiment, faults)
+    figures.update(seed=seed, repetition=repetition, fault_offset_s=offset,
+                   recovered=recovered, drained=drained)  # fmt: skip
+    return figures
+
+
+def _ledger_since(path: Path, offset: int) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    tmp = path.with_suffix(".slice")
+    with open(path, "rb") as src, open(tmp, "wb") as dst:
+        src.seek(offset)
+        shutil.copyfileobj(src, dst)
+    rows = read_ledger(tmp)
+    tmp.unlink()
+    return rows
+
+
+def analyse_repetition(
+    df: pd.DataFrame, ledger: list[dict[str, Any]], experiment: Experiment, faults: list[dict]
+) -> dict[str, Any]:
+    """The figures of one repetition, from its history and ledger only."""
+    end = df[(df["type"] == "marker") & (_col(df, "name") == "run_end")]["t_mono"]
+    run_end = float(end.iloc[0]) if len(end) else None
+    invokes = df[(df["type"] == "fault") & (df["phase"] == "invoke")]
+    fault_mono = float(invokes["t_mono"].min()) if len(invokes) else float("nan")
+    fault_wall = float(invokes["t_wall"].min()) if len(invokes) else float("nan")
+    lb = analysis.outage_windows(df, target="lb", endpoint=LIVENESS, run_end_mono=run_end)
+    rec = analysis.recovery(df, fault_mono, target="lb", endpoint=LIVENESS,
+                            replica=faults[0]["target"] if faults else None)  # fmt: skip
+    figures: dict[str, Any] = {
+        "fault": [{"op": f["op"], "target": f["target"], "t_wall": f["t_wall"]} for f in faults],
+        "downtime_s": analysis.downtime_s(lb),
+        "outages": [
+            {"start": r["start_wall"], "end": r["end_wall"], "duration_s": r["duration_s"]}
+            for r in lb.to_dict("records")
+        ],
+        "recovery_s": rec["time_to_recover_s"],
+        "time_to_detect_s": rec["time_to_detect_s"],
+        "time_to_first_success_s": rec["time_to_first_success_s"],
+        "replacement_ready_s": rec["replacement_ready_s"],
+    }
+    per_replica = {}
+    for target in sorted(set(df.loc[df["type"] == "probe", "target"].dropna()) - {"lb"}):
+        w = analysis.outage_windows(df, target=target, endpoint=LIVENESS, run_end_mono=run_end)
+        per_replica[target] = analysis.downtime_s(w)
+    figures["downtime_by_replica_s"] = per_replica
+    phases = analysis.phase_stats(df, fault_mono, rec.get("recovered_mono"), target="lb",
+                                  endpoint=LIVENESS)  # fmt: skip
+    figures["phases"] = json.loads(phases.to_json(orient="index"))
+    requests = df[df["type"] == "request"]
+    if len(requests):
+        during = requests[requests["t_mono"] >= fault_mono]
+        figures["load_requests"] = len(requests)
+        figures["load_errors_after_fault"] = int((~during["ok"].astype(bool)).sum())
+    check: CheckResult = check_executions(
+        df,
+        ledger,
+        expect_lost=experiment.expect_lost,
+        expect_duplicates=experiment.expect_duplicates,
+    )
+    figures["executions"] = {"valid": check.valid, "problems": check.problems,
+                             **_jsonable(check.details)}  # fmt: skip
+    failed = [e for e in _task_states(df) if e == "failed"]
+    figures["failed_tasks"] = len(failed)
+    figures.update(task_start_gaps(ledger, fault_wall))
+    before, after = figures["task_start_gap_before_s"], figures["task_start_gap_after_s"]
+    figures["task_start_gap_excess_s"] = (
+        after - before if after is not None and before is not None else None
+    )
+    ready = figures["replacement_ready_s"]
+    figures["task_start_gap_vs_restart"] = after / ready if after and ready else None
+    figures.update(scheduling_latency(df, ledger, fault_wall))
+    resumed, normal = figures["scheduling_resumed_s"], figures["start_latency_before_max_s"]
+    figures["scheduling_resumed_vs_restart"] = resumed / ready if resumed and ready else None
+    figures["scheduling_delay_excess_s"] = (
+        resumed - normal if resumed is not None and normal is not None else None
+    )
+    return figures
+
+
+def _task_states(df: pd.DataFrame) -> list[str]:
+    w = df[(df["type"] == "workload") & (_col(df, "event") == "task_state")]
+    if w.empty:
+        return []
+    final = w.groupby(["run_id", "task_id"])["state"].last()
+    return list(final)
+
+
+def _col(df: pd.DataFrame, name: str) -> pd.Series:
+    return df[name] if name in df.columns else pd.Series([None] * len(df), index=df.index)
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def summarize(
+    experiment: Experiment, repetitions: list[dict[str, Any]], metadata: dict[str, Any]
+) -> dict[str, Any]:
+    """``summary.json`` content: the documented contract plus the setup that produced it."""
+    verdicts: dict[str, Any] = {}
+    for h in experiment.hypotheses:
+        checks = [h.check(r) for r in repetitions]
+        outcomes = {c["verdict"] for c in checks}
+        verdict = ("refuted" if "refuted" in outcomes
+                   else "unknown" if "unknown" in outcomes else "confirmed")  # fmt: skip
+        verdicts[f"{h.metric} {h.op} {h.value}"] = {
+            "verdict": verdict, "why": h.why, "gate": h.gate,
+            "measured": [c["measured"] for c in checks],
+        }  # fmt: skip
+    executions = [r["executions"]["valid"] for r in repetitions]
+    verdicts["executions"] = {
+        "verdict": "refuted" if False in executions
+        else "unknown" if None in executions else "confirmed",
+        "why": "no lost or duplicated task executions (ledger checker)",
+        "gate": True,
+        "measured": [r["executions"]["problems"] for r in repetitions],
+    }  # fmt: skip
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "experiment": experiment.name,
+        "params": {**experiment.params, "topology": experiment.topology},
+        "repetitions": repetitions,
+        "verdicts": verdicts,
+        "experiment_definition": _jsonable(experiment.describe()),
+        "metadata": {**metadata, "harness_version": __version__, "machine": machine()},
+    }
+
+
+def machine() -> dict[str, Any]:
+    """The machine a result was measured on."""
+    import os
+    import platform
+
+    return {
+        "hostname": platform.node(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "system": platform.platform(),
+    }
+
+
+def failed_verdicts(summary: dict[str, Any]) -> list[str]:
+    """Human-readable lines for every refuted gate (SLO), with the measured figures."""
+    return [
+        f"{name}: refuted, measured {v['measured']} ({v['why']})"
+        for name, v in summary["verdicts"].items()
+        if v["verdict"] == "refuted" and v.get("gate", True)
+    ]
+
+
+def run_experiment(
+    experiment: Experiment,
+    cluster,
+    out_dir: Path,
+    *,
+    repeat: int = 1,
+    seed: int = 0,
+    log=None,
+) -> dict[str, Any]:
+    """Run ``repeat`` repetitions; writes ``out_dir/summary.json`` after each one."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    repetitions: list[dict[str, Any]] = []
+    summary: dict[str, Any] = {}
+    for i in range(repeat):
+        rep_seed = seed * 1000 + i
+        if log:
+            log(f"{experiment.name} {experiment.params}: repetition {i + 1}/{repeat}")
+        figures = run_repetition(experiment, cluster, out_dir / f"rep-{i + 1}", seed=rep_seed,
+                                 repetition=i + 1)  # fmt: skip
+        repetitions.append(_jsonable(figures))
+        summary = summarize(experiment, repetitions, cluster.metadata())
+        write_json(out_dir / "summary.json", summary)  # results survive a later failure
+    return summary
+
+
+def write_json(path: Path, data: Any) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    tmp.replace(path)

@@ -1,0 +1,85 @@
+"""Run experiments on a platform, reusing one cluster per topology, into a results run dir."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import secrets
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+from harness.experiment import Experiment, run_experiment
+from harness.topology import Topology
+
+PLATFORMS = ("local", "kubernetes")
+
+
+def new_run_id() -> str:
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{secrets.token_hex(2)}"
+
+
+class ClusterPool(contextlib.AbstractContextManager):
+    """One running cluster at a time, started for a topology and reused while it matches."""
+
+    def __init__(self, platform: str = "local", airflow_version: str | None = None,
+                 logs_root: Path | None = None, log=None) -> None:  # fmt: skip
+        if platform not in PLATFORMS:
+            raise HarnessError(f"unknown platform {platform!r}", fix="use local or kubernetes")
+        if platform == "kubernetes":
+            raise HarnessError(
+                "the kubernetes platform is not implemented yet",
+                fix="use --platform local (issue: Kubernetes platform)",
+            )
+        self.platform = platform
+        self.airflow_version = airflow_version
+        self.logs_root = logs_root
+        self.log = log
+        self._cluster = None
+        self._topology: Topology | None = None
+        self._count = 0
+
+    def topology_for(self, experiment: Experiment) -> Topology:
+        changes = dict(experiment.topology)
+        if self.airflow_version:
+            changes["airflow_version"] = self.airflow_version
+        return Topology().with_overrides(**changes)
+
+    def get(self, experiment: Experiment):
+        from harness.platform.local.cluster import LocalCluster
+
+        topology = self.topology_for(experiment)
+        if self._cluster is not None and topology == self._topology:
+            return self._cluster
+        self.close()
+        self._count += 1
+        logs = self.logs_root / f"cluster-{self._count}-logs" if self.logs_root else None
+        cluster = LocalCluster(topology, logs_dir=logs, log=self.log)
+        try:
+            cluster.start()
+        except BaseException:
+            cluster.stop()
+            raise
+        self._cluster, self._topology = cluster, topology
+        return cluster
+
+    def close(self) -> None:
+        if self._cluster is not None:
+            cluster, self._cluster = self._cluster, None
+            cluster.stop()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def variant_name(experiment: Experiment) -> str:
+    t = experiment.topology
+    return (f"{experiment.name}-a{t.get('api_servers', 2)}-s{t.get('schedulers', 2)}"
+            f"-w{t.get('workers', 1)}")  # fmt: skip
+
+
+def run_in_pool(pool: ClusterPool, experiment: Experiment, out_dir: Path, *, repeat: int,
+                seed: int = 0) -> dict[str, Any]:  # fmt: skip
+    cluster = pool.get(experiment)
+    return run_experiment(experiment, cluster, out_dir, repeat=repeat, seed=seed, log=pool.log)

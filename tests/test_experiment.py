@@ -1,0 +1,96 @@
+"""Experiment logic on hand-built histories: figures, hypotheses, verdicts, catalogue."""
+
+import pytest
+
+from harness.catalogue import CATALOGUE, build
+from harness.errors import HarnessError
+from harness.experiment import (
+    Hypothesis,
+    failed_verdicts,
+    scheduling_latency,
+    summarize,
+    task_start_gaps,
+)
+from harness.history import events_frame
+
+
+def _trigger(run_id, t):
+    return {"t_wall": t, "t_mono": t, "type": "workload", "event": "trigger", "phase": "ok",
+            "dag_id": "d", "run_id": run_id}  # fmt: skip
+
+
+def _start(run_id, t, task="a"):
+    return {"phase": "start", "run_id": run_id, "dag_id": "d", "task_id": task,
+            "try_number": 1, "t_wall": t}  # fmt: skip
+
+
+def test_scheduling_resumes_only_for_runs_triggered_after_the_fault():
+    history = events_frame([_trigger("r1", 10.0), _trigger("r2", 12.0), _trigger("r3", 21.0)])
+    ledger = [_start("r1", 12.0), _start("r2", 13.5), _start("r2", 14.0, "b"),
+              _start("r3", 30.0)]  # fmt: skip
+    figures = scheduling_latency(history, ledger, fault_wall=20.0)
+    assert figures["scheduling_resumed_s"] == pytest.approx(10.0)
+    assert figures["start_latency_before_max_s"] == pytest.approx(2.0)
+    assert figures["start_latency_before_p50_s"] == pytest.approx(1.75)
+
+
+def test_scheduling_latency_without_runs_after_the_fault_is_unknown():
+    history = events_frame([_trigger("r1", 10.0)])
+    figures = scheduling_latency(history, [_start("r1", 11.0)], fault_wall=20.0)
+    assert figures["scheduling_resumed_s"] is None
+
+
+def test_task_start_gaps_split_at_the_fault():
+    ledger = [_start("r", t) for t in (1.0, 2.0, 3.0, 10.0, 11.0)]
+    gaps = task_start_gaps(ledger, fault_wall=4.0)
+    assert gaps == {"task_start_gap_before_s": 1.0, "task_start_gap_after_s": 7.0}
+
+
+def test_hypothesis_verdicts():
+    h = Hypothesis("downtime_s", "<=", 1.0)
+    assert h.check({"downtime_s": 0.5})["verdict"] == "confirmed"
+    assert h.check({"downtime_s": 1.5})["verdict"] == "refuted"
+    assert h.check({"downtime_s": None})["verdict"] == "unknown"
+
+
+def _rep(downtime, valid=True):
+    return {"downtime_s": downtime, "executions": {"valid": valid, "problems": []}}
+
+
+def test_summary_contract_and_gates():
+    exp = build("api-server-kill", {"api_servers": 2})
+    summary = summarize(exp, [_rep(0.0), _rep(2.5)], {"platform": "local"})
+    for key in ("experiment", "params", "repetitions", "verdicts"):
+        assert key in summary
+    assert summary["experiment"] == "api-server-kill"
+    assert summary["params"]["api_servers"] == 2
+    assert summary["verdicts"]["downtime_s <= 1.0"]["verdict"] == "refuted"
+    assert summary["verdicts"]["downtime_s <= 1.0"]["measured"] == [0.0, 2.5]
+    misses = failed_verdicts(summary)
+    assert any("downtime_s <= 1.0" in m and "2.5" in m for m in misses)
+
+
+def test_non_gate_hypotheses_are_reported_but_do_not_fail():
+    exp = build("api-server-kill", {"api_servers": 1, "schedulers": 1})
+    reps = [{**_rep(10.0), "failed_tasks": 3}]
+    summary = summarize(exp, reps, {})
+    assert summary["verdicts"]["failed_tasks <= 0"]["verdict"] == "refuted"
+    assert summary["verdicts"]["failed_tasks <= 0"]["gate"] is False
+    assert failed_verdicts(summary) == []
+
+
+def test_lost_executions_fail_the_run():
+    exp = build("scheduler-kill", {})
+    summary = summarize(exp, [_rep(0.0, valid=False)], {})
+    assert summary["verdicts"]["executions"]["verdict"] == "refuted"
+    assert failed_verdicts(summary)
+
+
+def test_catalogue_parameters_are_coerced_and_validated():
+    exp = build("api-server-pause", {"hold_s": "2.5", "api_servers": "2"})
+    assert exp.fault.hold_s == 2.5
+    assert exp.topology["api_servers"] == 2
+    with pytest.raises(HarnessError, match="all_replicas"):
+        build("api-server-kill", {"all_replicas": "maybe"})
+    for name in CATALOGUE:
+        assert build(name).name == name
