@@ -44,8 +44,10 @@ def main() -> int:
               f"after start (install included)")  # fmt: skip
     warm = [bring_up_once() for _ in range(args.warm)]
     ready = [w["ready_s"] for w in warm]
-    print(f"warm: ready in {', '.join(f'{r:.1f}' for r in ready)} s; median "
-          f"{statistics.median(ready):.1f}s, min {min(ready):.1f}s, max {max(ready):.1f}s")  # fmt: skip
+    listed = ", ".join(f"{r:.1f}" for r in ready)
+    median = statistics.median(ready)
+    print(f"warm: ready in {listed} s; median {median:.1f}s, "
+          f"min {min(ready):.1f}s, max {max(ready):.1f}s")  # fmt: skip
     for w in warm:
         print(f"  services {w['services_s']:.1f}s, db migrate done {w['db_migrate_s']:.1f}s, "
               f"all ready {w['ready_s']:.1f}s")  # fmt: skip

@@ -208,6 +208,23 @@ def scheduling_latency(
     }
 
 
+def dag_run_latency(df: pd.DataFrame) -> dict[str, Any]:
+    """Trigger acknowledged → run ``success``/``failed``, from the workload events."""
+    w = df[df["type"] == "workload"] if "type" in df else df
+    trig = w[(_col(w, "event") == "trigger") & (_col(w, "phase") == "ok")]
+    ends = w[(_col(w, "event") == "run_state") & _col(w, "state").isin(["success", "failed"])]
+    acked = dict(zip(trig["run_id"], trig["t_mono"].astype(float), strict=False))
+    done = ends.groupby("run_id")["t_mono"].min() if len(ends) else pd.Series(dtype=float)
+    latencies = [float(done[r]) - t for r, t in acked.items() if r in done.index]
+    series = pd.Series(latencies, dtype=float)
+    return {
+        "dag_runs_acknowledged": len(acked),
+        "dag_runs_finished": len(latencies),
+        "dag_run_latency_p50_s": float(series.quantile(0.5)) if len(series) else None,
+        "dag_run_latency_p95_s": float(series.quantile(0.95)) if len(series) else None,
+    }
+
+
 def run_repetition(
     experiment: Experiment, cluster, out_dir: Path, *, seed: int, repetition: int
 ) -> dict[str, Any]:
@@ -309,6 +326,8 @@ def analyse_repetition(
         w = analysis.outage_windows(df, target=target, endpoint=LIVENESS, run_end_mono=run_end)
         per_replica[target] = analysis.downtime_s(w)
     figures["downtime_by_replica_s"] = per_replica
+    degraded = analysis.degraded_window(df, fault_mono, target="lb", endpoint=LIVENESS)
+    figures["degraded_s"] = _jsonable(degraded.get("duration_s")) if degraded else 0.0
     phases = analysis.phase_stats(df, fault_mono, rec.get("recovered_mono"), target="lb",
                                   endpoint=LIVENESS)  # fmt: skip
     figures["phases"] = json.loads(phases.to_json(orient="index"))
@@ -335,6 +354,7 @@ def analyse_repetition(
     ready = figures["replacement_ready_s"]
     figures["task_start_gap_vs_restart"] = after / ready if after and ready else None
     figures.update(scheduling_latency(df, ledger, fault_wall))
+    figures.update(dag_run_latency(df))
     resumed, normal = figures["scheduling_resumed_s"], figures["start_latency_before_max_s"]
     figures["scheduling_resumed_vs_restart"] = resumed / ready if resumed and ready else None
     figures["scheduling_delay_excess_s"] = (

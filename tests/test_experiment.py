@@ -6,6 +6,7 @@ from harness.catalogue import CATALOGUE, build
 from harness.errors import HarnessError
 from harness.experiment import (
     Hypothesis,
+    dag_run_latency,
     failed_verdicts,
     scheduling_latency,
     summarize,
@@ -38,6 +39,22 @@ def test_scheduling_latency_without_runs_after_the_fault_is_unknown():
     history = events_frame([_trigger("r1", 10.0)])
     figures = scheduling_latency(history, [_start("r1", 11.0)], fault_wall=20.0)
     assert figures["scheduling_resumed_s"] is None
+
+
+def test_dag_run_latency_from_trigger_ack_to_terminal_state():
+    def state(run_id, t, s):
+        return {"t_wall": t, "t_mono": t, "type": "workload", "event": "run_state",
+                "run_id": run_id, "state": s}  # fmt: skip
+
+    history = events_frame([
+        _trigger("r1", 1.0), _trigger("r2", 2.0), _trigger("r3", 3.0),
+        state("r1", 2.0, "running"), state("r1", 5.0, "success"),
+        state("r2", 9.0, "failed"), state("r3", 4.0, "running"),
+    ])  # fmt: skip
+    figures = dag_run_latency(history)
+    assert figures["dag_runs_acknowledged"] == 3
+    assert figures["dag_runs_finished"] == 2
+    assert figures["dag_run_latency_p50_s"] == pytest.approx(5.5)
 
 
 def test_task_start_gaps_split_at_the_fault():

@@ -132,9 +132,9 @@ class Unit:
     def signal(self, sig: int) -> int:
         """Send ``sig`` to every member, as a container runtime does; returns how many."""
         self.signals.append((time.monotonic(), sig))
+        members = self.members()
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.popen.pid, sig)
-        members = self.members()
         signal_pids(members, sig)
         return len(members)
 
