@@ -133,8 +133,13 @@ def _wait_recovered(cluster, targets: list[str], deadline: float) -> bool:
     return False
 
 
-def wait_steady_state(cluster, *, hold_s: float, timeout_s: float) -> float:
-    """Wait until every replica is ready and the LB answered every check for ``hold_s``.
+def wait_steady_state(
+    cluster, *, hold_s: float, timeout_s: float, driver: WorkloadDriver | None = None,
+    min_runs: int = 2,
+) -> float:  # fmt: skip
+    """Wait until every replica is ready, ``min_runs`` DAG runs succeeded (so task calls
+    have warmed every api-server's Execution API) and the LB answered every check for
+    ``hold_s``.
 
     Returns the seconds it took; raises if the cluster never reaches a steady state, as a
     fault injected into an unsteady cluster measures nothing.
@@ -147,6 +152,8 @@ def wait_steady_state(cluster, *, hold_s: float, timeout_s: float) -> float:
     steady_since = None
     while time.monotonic() - start < timeout_s:
         ok = all(cluster.is_ready(n) for n in cluster.replica_names())
+        if ok and driver is not None:
+            ok = sum(s == "success" for s in driver.runs().values()) >= min_runs
         if ok:
             conn = http.client.HTTPConnection(lb.hostname, lb.port, timeout=1.0)
             try:
@@ -254,7 +261,8 @@ def run_repetition(
             load.start()
         driver.start()
         time.sleep(experiment.warmup_s)
-        took = wait_steady_state(cluster, hold_s=experiment.steady_hold_s, timeout_s=120)
+        took = wait_steady_state(cluster, hold_s=experiment.steady_hold_s, timeout_s=180,
+                                 driver=driver)  # fmt: skip
         writer.append("marker", name="baseline_start", detail={"steady_state_wait_s": took})
         time.sleep(experiment.baseline_s + offset)
         writer.append("marker", name="fault_start", detail={"offset_s": offset, "seed": seed})
@@ -306,12 +314,14 @@ def analyse_repetition(
     invokes = df[(df["type"] == "fault") & (df["phase"] == "invoke")]
     fault_mono = float(invokes["t_mono"].min()) if len(invokes) else float("nan")
     fault_wall = float(invokes["t_wall"].min()) if len(invokes) else float("nan")
-    lb = analysis.outage_windows(df, target="lb", endpoint=LIVENESS, run_end_mono=run_end)
+    lb_all = analysis.outage_windows(df, target="lb", endpoint=LIVENESS, run_end_mono=run_end)
+    lb, before_fault = _split_at(lb_all, fault_mono)
     rec = analysis.recovery(df, fault_mono, target="lb", endpoint=LIVENESS,
                             replica=faults[0]["target"] if faults else None)  # fmt: skip
     figures: dict[str, Any] = {
         "fault": [{"op": f["op"], "target": f["target"], "t_wall": f["t_wall"]} for f in faults],
         "downtime_s": analysis.downtime_s(lb),
+        "baseline_downtime_s": analysis.downtime_s(before_fault),
         "outages": [
             {"start": r["start_wall"], "end": r["end_wall"], "duration_s": r["duration_s"]}
             for r in lb.to_dict("records")
@@ -324,7 +334,7 @@ def analyse_repetition(
     per_replica = {}
     for target in sorted(set(df.loc[df["type"] == "probe", "target"].dropna()) - {"lb"}):
         w = analysis.outage_windows(df, target=target, endpoint=LIVENESS, run_end_mono=run_end)
-        per_replica[target] = analysis.downtime_s(w)
+        per_replica[target] = analysis.downtime_s(_split_at(w, fault_mono)[0])
     figures["downtime_by_replica_s"] = per_replica
     degraded = analysis.degraded_window(df, fault_mono, target="lb", endpoint=LIVENESS)
     figures["degraded_s"] = _jsonable(degraded.get("duration_s")) if degraded else 0.0
@@ -361,6 +371,23 @@ def analyse_repetition(
         resumed - normal if resumed is not None and normal is not None else None
     )
     return figures
+
+
+def _split_at(windows: pd.DataFrame, t: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Outage windows from ``t`` on, and before ``t``; a window spanning ``t`` is cut in two."""
+    if windows.empty or t != t:  # NaN: no fault recorded
+        return windows, windows.iloc[0:0]
+    after = windows[windows["end_mono"] > t].copy()
+    cut = after["start_mono"] < t
+    after.loc[cut, "start_wall"] += t - after.loc[cut, "start_mono"]
+    after.loc[cut, "start_mono"] = t
+    after["duration_s"] = after["end_mono"] - after["start_mono"]
+    before = windows[windows["start_mono"] < t].copy()
+    late = before["end_mono"] > t
+    before.loc[late, "end_wall"] -= before.loc[late, "end_mono"] - t
+    before.loc[late, "end_mono"] = t
+    before["duration_s"] = before["end_mono"] - before["start_mono"]
+    return after.reset_index(drop=True), before.reset_index(drop=True)
 
 
 def _task_states(df: pd.DataFrame) -> list[str]:

@@ -63,6 +63,23 @@ def test_task_start_gaps_split_at_the_fault():
     assert gaps == {"task_start_gap_before_s": 1.0, "task_start_gap_after_s": 7.0}
 
 
+def test_downtime_counts_only_outages_from_the_fault_on():
+    import pandas as pd
+
+    from harness.experiment import _split_at
+
+    windows = pd.DataFrame(
+        {"start_mono": [1.0, 9.0, 12.0], "end_mono": [2.0, 11.0, 13.0],
+         "start_wall": [101.0, 109.0, 112.0], "end_wall": [102.0, 111.0, 113.0]}
+    )  # fmt: skip
+    windows["duration_s"] = windows["end_mono"] - windows["start_mono"]
+    after, before = _split_at(windows, 10.0)
+    assert list(after["duration_s"]) == [1.0, 1.0]
+    assert after["start_wall"].iloc[0] == 110.0
+    assert list(before["duration_s"]) == [1.0, 1.0]
+    assert before["end_wall"].iloc[1] == 110.0
+
+
 def test_hypothesis_verdicts():
     h = Hypothesis("downtime_s", "<=", 1.0)
     assert h.check({"downtime_s": 0.5})["verdict"] == "confirmed"
