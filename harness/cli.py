@@ -62,6 +62,39 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0, help="seed for the fault timing")
     run.add_argument("--airflow-version", help="Airflow version under test")
     run.add_argument("--out", type=Path, required=True, metavar="DIR")
+
+    report = sub.add_parser(
+        "report", help="write report.md, a self-contained report.html and figures/ for a run"
+    )
+    report.add_argument(
+        "run_dir",
+        type=Path,
+        metavar="RUN_DIR",
+        help="a run directory (results/<run-id>) or one experiment's directory",
+    )
+
+    compare = sub.add_parser(
+        "compare", help="compare two runs per variant; exit 1 on a significant regression"
+    )
+    compare.add_argument("base", type=Path, metavar="BASE_RUN")
+    compare.add_argument("new", type=Path, metavar="NEW_RUN")
+    compare.add_argument(
+        "--force",
+        action="store_true",
+        help="compare even if the setups differ (Airflow, topology, config)",
+    )
+    compare.add_argument(
+        "--alpha", type=_positive, default=0.05, help="significance level (default 0.05)"
+    )
+
+    runs = sub.add_parser("runs", help="list recorded runs with their headline figures")
+    runs.add_argument(
+        "--results",
+        type=Path,
+        default=Path("results"),
+        metavar="DIR",
+        help="results directory (default ./results)",
+    )
     return parser
 
 
@@ -184,7 +217,73 @@ def cmd_probe(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"up": cmd_up, "probe": cmd_probe, "list": cmd_list, "run": cmd_run}
+def cmd_report(args: argparse.Namespace) -> int:
+    from harness.report import write_run_report
+    from harness.runs import load_run
+
+    load_run(args.run_dir)  # a one-line error for anything that is not a run
+    report = write_run_report(args.run_dir)
+    print(
+        f"report: {report}  html: {report.with_suffix('.html')}  "
+        f"figures: {report.parent / 'figures'}"
+    )
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from harness.compare import compare_runs, render_comparison
+
+    result = compare_runs(args.base, args.new, force=args.force, alpha=args.alpha)
+    print(render_comparison(result))
+    return 1 if result.regressions else 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from harness.runs import find_runs, median
+    from harness.stats import numbers
+
+    found = find_runs(args.results)
+    if not found:
+        print(f"no runs under {args.results}")
+        return 0
+    for run in found:
+        started = run.started()
+        when = f"{started:%Y-%m-%d %H:%M} UTC" if started else "?"
+        versions = sorted({str(v.metadata.get("airflow_version")) for v in run.variants})
+        totals: dict[str, int] = {}
+        for v in run.variants:
+            for k, n in v.verdict_counts().items():
+                totals[k] = totals.get(k, 0) + n
+        verdicts = ", ".join(f"{n} {k}" for k, n in sorted(totals.items())) or "none"
+        print(
+            f"{run.name}  {when}  {len(run.variants)} variant(s)  "
+            f"Airflow {', '.join(versions)}  verdicts: {verdicts}"
+        )
+        width = max(len(v.name) for v in run.variants)
+        for v in run.variants:
+            down, rec = median(v.values("downtime_s")), median(v.values("recovery_s"))
+            never = len(v.repetitions) - len(numbers(v.values("recovery_s")))
+            counts = v.verdict_counts()
+            print(
+                f"  {v.name.ljust(width)}  n={len(v.repetitions)}  "
+                f"downtime median {'-' if down is None else f'{down:.3f}s'}  "
+                f"recovery median {'-' if rec is None else f'{rec:.3f}s'}"
+                + (f" ({never} never recovered)" if never else "")
+                + f"  verdicts: {counts.get('confirmed', 0)} confirmed, "
+                f"{counts.get('refuted', 0)} refuted, {counts.get('unknown', 0)} unknown"
+            )
+    return 0
+
+
+COMMANDS = {
+    "up": cmd_up,
+    "probe": cmd_probe,
+    "list": cmd_list,
+    "run": cmd_run,
+    "report": cmd_report,
+    "compare": cmd_compare,
+    "runs": cmd_runs,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

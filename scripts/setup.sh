@@ -16,6 +16,7 @@ fi
 need_os=()
 command -v haproxy >/dev/null || need_os+=(haproxy)
 command -v redis-server >/dev/null || need_os+=(redis-server)
+command -v chromium >/dev/null || need_os+=(chromium)  # renders report.html in the tests
 if ! command -v postgres >/dev/null && ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
   need_os+=(postgresql)
 fi
