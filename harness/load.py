@@ -8,7 +8,6 @@ records every request into ``<run_dir>/history/locust.jsonl`` (type ``request``)
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import json
 import os
 import signal
@@ -18,40 +17,12 @@ import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit
 
-from harness.errors import HarnessError
+from harness.netguard import require_loopback
 
 CONFIG_NAME = "locust_config.json"
 LOG_NAME = "locust.log"
 HISTORY_SOURCE = "locust"
-
-
-def is_loopback_host(host: str) -> bool:
-    """True if ``host`` (a name or address, no port) is localhost, 127.0.0.0/8 or ::1."""
-    host = host.strip().strip("[]").lower()
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def require_loopback(url: str) -> str:
-    """Return ``url`` without a trailing slash, or raise HarnessError if it is not loopback."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise HarnessError(
-            f"target URL {url!r} is not an http(s) URL with a host",
-            "pass e.g. http://127.0.0.1:8080",
-        )
-    if not is_loopback_host(parts.hostname):
-        raise HarnessError(
-            f"refusing to send load to non-loopback host {parts.hostname!r}",
-            "target a local cluster on 127.0.0.1/localhost (port-forward remote ones)",
-        )
-    return url.rstrip("/")
 
 
 class LoadProcess:

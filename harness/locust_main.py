@@ -137,7 +137,7 @@ def run(config: dict[str, Any]) -> int:
     from locust.env import Environment
 
     from harness.history import HistoryWriter
-    from harness.load import require_loopback
+    from harness.netguard import require_loopback
 
     require_loopback(config["host"])  # again, before anything is sent
     writer = HistoryWriter(Path(config["run_dir"]), config.get("source", "locust"))

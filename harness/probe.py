@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import errno
 import importlib
-import ipaddress
 import json
 import math
 import os
@@ -38,6 +37,7 @@ import httpx
 
 from harness import __version__, history
 from harness.errors import HarnessError
+from harness.netguard import is_loopback_host
 
 __all__ = [
     "HEALTH_ENDPOINT",
@@ -572,28 +572,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 # --- `ha-bench probe` -----------------------------------------------------------------
 
 
-def _is_loopback_host(host: str) -> bool:
-    """True if every address ``host`` names is loopback (IP literals are not resolved)."""
-    name = host.strip("[]").rstrip(".").lower()
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        ip = ipaddress.ip_address(name.split("%", 1)[0])
-    except ValueError:
-        pass
-    else:
-        mapped = getattr(ip, "ipv4_mapped", None)
-        return bool(ip.is_loopback or (mapped is not None and mapped.is_loopback))
-    try:
-        infos = socket.getaddrinfo(name, None, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise HarnessError(
-            f"cannot resolve host {host!r}: {exc}", fix="check the --url host name"
-        ) from exc
-    addresses = {info[4][0] for info in infos}
-    return bool(addresses) and all(_is_loopback_host(a) for a in addresses)
-
-
 def _validate_probe_args(
     url: str, duration_s: float, interval_s: float, timeout_s: float, allow_remote: bool
 ) -> tuple[str, str]:
@@ -610,7 +588,7 @@ def _validate_probe_args(
             )
     if not (math.isfinite(timeout_s) and timeout_s > 0):
         raise HarnessError(f"--timeout must be > 0, got {timeout_s!r}", fix="pass --timeout > 0")
-    if not allow_remote and not _is_loopback_host(parts.hostname):
+    if not allow_remote and not is_loopback_host(parts.hostname, resolve=True):
         raise HarnessError(
             f"refusing to probe non-loopback host {parts.hostname!r}",
             fix="pass --allow-remote if you own that server",

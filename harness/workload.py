@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 
 from harness.history import HistoryWriter
-from harness.load import require_loopback
+from harness.netguard import require_loopback
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,8 @@ from groundtruth import GroundTruthServer, Outage, TrueOutage
 
 from harness import analysis, history
 from harness.errors import HarnessError
-from harness.probe import ProbeTarget, _is_loopback_host, probe_command, run_probes
+from harness.netguard import is_loopback_host
+from harness.probe import ProbeTarget, probe_command, run_probes
 
 INTERVAL = 0.05
 TIMEOUT = 0.3
@@ -212,4 +213,4 @@ def test_bad_input_is_a_harness_error(
     ],
 )
 def test_loopback_detection(host: str, loopback: bool, no_network: list[object]) -> None:
-    assert _is_loopback_host(host) is loopback
+    assert is_loopback_host(host, resolve=True) is loopback

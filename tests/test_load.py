@@ -16,7 +16,8 @@ import pytest
 
 from harness.errors import HarnessError
 from harness.history import read_history
-from harness.load import LoadProcess, is_loopback_host, require_loopback
+from harness.load import LoadProcess
+from harness.netguard import is_loopback_host, require_loopback
 
 
 class _Airflowish(BaseHTTPRequestHandler):
@@ -179,3 +180,8 @@ def test_exits_when_parent_dies(tmp_path: Path, server: str) -> None:
         raise
     markers = read_history(tmp_path).query("type == 'marker'")
     assert markers["detail"].iloc[-1] == {"reason": "parent_died"}
+
+
+def test_names_other_than_localhost_are_refused_without_resolving():
+    assert not is_loopback_host("myhost.internal")  # resolve=False: never looked up
+    assert is_loopback_host("::ffff:127.0.0.1")
