@@ -13,10 +13,10 @@ from harness.suite import run_in_pool, variant_name
 
 SMOKE = pytest.mark.smoke
 CASES = [
-    pytest.param("api-server-kill", {"api_servers": 1, "schedulers": 1}, marks=SMOKE,
-                 id="api-server-kill-1"),
-    pytest.param("scheduler-kill", {"api_servers": 1, "schedulers": 1}, marks=SMOKE,
-                 id="scheduler-kill-1"),
+    pytest.param("api-server-kill", {"api_servers": 1, "schedulers": 1, "workers": 1},
+                 marks=SMOKE, id="api-server-kill-1"),
+    pytest.param("scheduler-kill", {"api_servers": 1, "schedulers": 1, "workers": 1},
+                 marks=SMOKE, id="scheduler-kill-1"),
     pytest.param("api-server-kill", {"api_servers": 2, "schedulers": 2}, marks=SMOKE,
                  id="api-server-kill-2"),
     pytest.param("scheduler-kill", {"api_servers": 2, "schedulers": 2}, marks=SMOKE,

@@ -26,7 +26,7 @@ class Param:
 COMMON = (
     Param("api_servers", 2, "api-server replicas behind HAProxy"),
     Param("schedulers", 2, "scheduler replicas (active-active)"),
-    Param("workers", 1, "Celery worker replicas"),
+    Param("workers", 2, "Celery worker replicas"),
     Param("load_users", 0, "Locust users loading the api-servers during the run"),
 )
 
@@ -117,6 +117,27 @@ def api_server_pause(p: dict[str, Any]) -> Experiment:
     )
 
 
+def dag_processor_kill(p: dict[str, Any]) -> Experiment:
+    return Experiment(
+        name="dag-processor-kill",
+        description="SIGKILL the dag-processor while DAG runs flow",
+        fault=Fault("kill", "dag-processor-0"),
+        topology=_topology(p),
+        hypotheses=(
+            Hypothesis("failed_tasks", "<=", 0, "already-parsed DAGs keep running: no task fails"),
+            Hypothesis(
+                "scheduling_delay_excess_s",
+                "<=",
+                5.0,
+                "scheduling does not wait for the dag-processor (+ one heartbeat)",
+            ),
+            Hypothesis("downtime_s", "<=", 0.5, "the API does not notice"),
+        ),
+        load_users=p["load_users"],
+        params=p,
+    )
+
+
 @dataclass(frozen=True)
 class Entry:
     make: Callable[[dict[str, Any]], Experiment]
@@ -134,6 +155,11 @@ CATALOGUE: dict[str, Entry] = {
         api_server_pause,
         "stall one api-server (SIGSTOP) and see whether the load balancer routes around it",
         (*COMMON, Param("hold_s", 10.0, "seconds the replica stays stopped")),
+    ),
+    "dag-processor-kill": Entry(
+        dag_processor_kill,
+        "kill the dag-processor; running DAGs should not notice (parse gap only)",
+        COMMON,
     ),
     "scheduler-kill": Entry(
         scheduler_kill,

@@ -195,7 +195,8 @@ def scheduling_latency(
 
     ``scheduling_resumed_s``: fault → first task start of a run *triggered after* the fault
     (only a live scheduler can start it); ``start_latency_before_p50_s`` /
-    ``start_latency_before_max_s``: trigger → first task start of runs triggered before.
+    ``start_latency_before_max_s``: trigger → first task start of runs triggered *and*
+    started before the fault (a run caught by the fault would inflate the baseline).
     """
     w = df[(df["type"] == "workload") & (_col(df, "event") == "trigger")
            & (_col(df, "phase") == "ok")]  # fmt: skip
@@ -206,7 +207,7 @@ def scheduling_latency(
             run = row["run_id"]
             first_start[run] = min(first_start.get(run, float("inf")), float(row["t_wall"]))
     before = [first_start[r] - t for r, t in triggered.items()
-              if t < fault_wall and r in first_start]  # fmt: skip
+              if r in first_start and first_start[r] < fault_wall]  # fmt: skip
     after = [first_start[r] for r, t in triggered.items() if t >= fault_wall and r in first_start]
     return {
         "scheduling_resumed_s": min(after) - fault_wall if after else None,

@@ -17,7 +17,7 @@ def _run(*args):
 def test_list_names_experiments_and_parameters():
     out = _run("list")
     assert out.returncode == 0
-    for name in ("api-server-kill", "scheduler-kill", "api-server-pause"):
+    for name in ("api-server-kill", "scheduler-kill", "api-server-pause", "dag-processor-kill"):
         assert name in out.stdout
     assert "api_servers=2" in out.stdout
 

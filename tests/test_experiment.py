@@ -35,6 +35,14 @@ def test_scheduling_resumes_only_for_runs_triggered_after_the_fault():
     assert figures["start_latency_before_p50_s"] == pytest.approx(1.75)
 
 
+def test_runs_caught_by_the_fault_do_not_inflate_the_baseline():
+    history = events_frame([_trigger("r1", 10.0), _trigger("r2", 19.0), _trigger("r3", 21.0)])
+    ledger = [_start("r1", 11.0), _start("r2", 28.0), _start("r3", 28.0)]
+    figures = scheduling_latency(history, ledger, fault_wall=20.0)
+    assert figures["start_latency_before_max_s"] == pytest.approx(1.0)
+    assert figures["scheduling_resumed_s"] == pytest.approx(8.0)
+
+
 def test_scheduling_latency_without_runs_after_the_fault_is_unknown():
     history = events_frame([_trigger("r1", 10.0)])
     figures = scheduling_latency(history, [_start("r1", 11.0)], fault_wall=20.0)
