@@ -271,7 +271,12 @@ def run_repetition(
         recovered = _wait_recovered(cluster, _targets(experiment.fault, cluster),
                                     time.monotonic() + experiment.recover_timeout_s)  # fmt: skip
         writer.append("marker", name="recovered" if recovered else "recover_timeout")
-        time.sleep(experiment.settle_s)
+        # observe until the LB has answered for settle_s in a row, so a late blip (a
+        # replacement rejoining) is followed by a fully observed recovery window
+        try:
+            wait_steady_state(cluster, hold_s=experiment.settle_s, timeout_s=60)
+        except HarnessError as exc:
+            writer.append("marker", name="not_steady_after_fault", detail=str(exc))
         writer.append("marker", name="run_end")
     finally:
         driver.stop_triggering()
