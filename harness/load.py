@@ -7,17 +7,15 @@ records every request into ``<run_dir>/history/locust.jsonl`` (type ``request``)
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from harness.child import spawn_module, stop_child
 from harness.netguard import require_loopback
 
 CONFIG_NAME = "locust_config.json"
@@ -82,35 +80,16 @@ class LoadProcess:
         config_path = self.run_dir / CONFIG_NAME
         config = {**self.config, "parent_pid": os.getpid()}
         config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
-        env = dict(os.environ)
-        repo_root = str(Path(__file__).resolve().parent.parent)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (repo_root, env.get("PYTHONPATH")) if p)
         with open(self.run_dir / LOG_NAME, "ab") as log:
-            self._proc = subprocess.Popen(
-                [sys.executable, "-m", "harness.locust_main", "--config", str(config_path)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
+            self._proc = spawn_module(
+                "harness.locust_main", config_path, stdout=log, stderr=subprocess.STDOUT
             )
 
     def stop(self, timeout_s: float = 10.0) -> int | None:
         """SIGTERM the process group, wait up to ``timeout_s``, then SIGKILL it."""
-        proc = self._proc
-        if proc is None:
+        if self._proc is None:
             return None
-        if proc.poll() is None:
-            self._signal_group(signal.SIGTERM)
-            try:
-                proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                self._signal_group(signal.SIGKILL)
-                proc.wait(timeout=10)
-            # stragglers of the session (Locust starts none, but be sure); only right after
-            # the leader was seen alive, so the group id cannot have been reused
-            self._signal_group(signal.SIGKILL)
-        return proc.returncode
+        return stop_child(self._proc, timeout_s)
 
     def wait(self, timeout_s: float | None = None) -> int | None:
         """Wait for the child to exit by itself (e.g. after ``duration_s``)."""
@@ -122,11 +101,6 @@ class LoadProcess:
                 return None
             time.sleep(0.1)
         return self._proc.returncode
-
-    def _signal_group(self, sig: signal.Signals) -> None:
-        assert self._proc is not None
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self._proc.pid, sig)  # pgid == pid: start_new_session=True
 
     def __enter__(self) -> LoadProcess:
         self.start()

@@ -29,6 +29,8 @@ from harness.curves import LB, RecoveryCurve
 from harness.stats import median_ci, numbers
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
     from harness.compare import RunComparison
     from harness.runs import Run
 
@@ -80,6 +82,20 @@ METRIC_LABELS = {
 }
 PHASE_COLOURS = {"before": "#1f77b4", "during": "#d62728", "after": "#2ca02c"}
 SUCCESS_CMAP = LinearSegmentedColormap.from_list("success", ["#b2182b", "#fddbc7", "#1a9850"])
+
+
+def _label_row(ax: Axes, row: int, text: str, color: str = "#000000") -> None:
+    """Write ``text`` just right of the axes, level with category ``row``."""
+    ax.annotate(
+        text,
+        (1.0, row),
+        xycoords=("axes fraction", "data"),
+        xytext=(4, 0),
+        textcoords="offset points",
+        va="center",
+        fontsize=8,
+        color=color,
+    )
 
 
 def _figure(width: float, height: float) -> Figure:
@@ -343,15 +359,7 @@ def _strip(ax, run: Run, metric: str, label: str) -> None:
         note = est.text()
         if missing:
             note += f", {missing} never"
-        ax.annotate(
-            note,
-            (1.0, row),
-            xycoords=("axes fraction", "data"),
-            xytext=(4, 0),
-            textcoords="offset points",
-            va="center",
-            fontsize=8,
-        )
+        _label_row(ax, row, note)
     ax.set_yticks(range(len(names)), names)
     ax.set_ylim(len(names) - 0.5, -0.5)
     ax.set_xlabel(label)
@@ -493,16 +501,8 @@ def comparison_figure(comparison: RunComparison) -> Figure:
                             color=colour,
                             linewidth=2.5,
                         )
-                ax.annotate(
-                    c.verdict,
-                    (1.0, row),
-                    xycoords=("axes fraction", "data"),
-                    xytext=(4, 0),
-                    textcoords="offset points",
-                    va="center",
-                    fontsize=8,
-                    color="#d62728" if c.verdict == "regression" else "#000000",
-                )
+                color = "#d62728" if c.verdict == "regression" else "#000000"
+                _label_row(ax, row, c.verdict, color=color)
             ax.set_xlabel(METRIC_LABELS.get(metric, metric))
             ax.set_xlim(left=0)
             ax.grid(axis="x", color="#dddddd", linewidth=0.6)

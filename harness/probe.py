@@ -36,6 +36,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from harness import __version__, history
+from harness.child import spawn_module, stop_child
 from harness.errors import HarnessError
 from harness.netguard import is_loopback_host
 
@@ -462,17 +463,9 @@ class ProberProcess:
             timeout_s=self.timeout_s,
         )
         self.config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
-        repo_root = str(Path(__file__).resolve().parent.parent)
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (repo_root, env.get("PYTHONPATH")) if p)
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "harness.probe", "--config", str(self.config_path)],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=log,
-                start_new_session=True,
-                env=env,
+            self.proc = spawn_module(
+                "harness.probe", self.config_path, stdout=subprocess.PIPE, stderr=log
             )
         assert self.proc.stdout is not None
         deadline = time.monotonic() + ready_timeout_s
@@ -502,20 +495,10 @@ class ProberProcess:
         proc = self.proc
         if proc is None:
             return None
-        if timeout_s is None:
-            timeout_s = self.timeout_s + 5.0
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(5.0)
+        code = stop_child(proc, self.timeout_s + 5.0 if timeout_s is None else timeout_s)
         if proc.stdout is not None:
             proc.stdout.close()
-        return proc.returncode
+        return code
 
     def __enter__(self) -> ProberProcess:
         return self.start()

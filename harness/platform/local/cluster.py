@@ -37,7 +37,6 @@ from harness.platform.local.process import (
     CLUSTER_VAR,
     find_processes,
     free_port,
-    port_is_free,
     tail,
 )
 from harness.platform.local.supervisor import Replica, ReplicaSpec
@@ -570,9 +569,3 @@ def lb_server_states(stats_port: int, timeout_s: float = 1.0) -> dict[str, bool]
         for row in reader
         if row.get("pxname") == "api_servers" and row["svname"] not in ("FRONTEND", "BACKEND")
     }
-
-
-def check_ports_free(ports: dict[str, int]) -> None:
-    busy = [f"{n}:{p}" for n, p in ports.items() if not port_is_free(p)]
-    if busy:
-        raise HarnessError(f"ports in use: {', '.join(busy)}", fix="stop what holds them")
