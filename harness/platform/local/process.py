@@ -144,6 +144,9 @@ class Unit:
         while True:
             self.popen.poll()
             if not self.members():
+                # the leader may have died between poll() and members(): reap it now
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.popen.wait(max(0.0, min(1.0, deadline - time.monotonic())))
                 return True
             if time.monotonic() >= deadline:
                 return False
