@@ -15,7 +15,6 @@ import itertools
 import json
 import operator
 import random
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,7 +28,7 @@ from harness.errors import HarnessError
 from harness.history import SCHEMA_VERSION, HistoryWriter, finalize, read_history
 from harness.load import LoadProcess
 from harness.probe import ProberProcess, ProbeTarget
-from harness.workload import WorkloadDriver, read_ledger
+from harness.workload import WorkloadDriver
 
 LIVENESS = "/api/v2/version"
 HEALTH = "/api/v2/monitor/health"
@@ -242,7 +241,7 @@ def run_repetition(
     offset = rng.uniform(0, experiment.fault_window_s)
     writer = HistoryWriter(out_dir, "cluster")
     unsubscribe = cluster.bus.record_to(writer)
-    ledger_start = cluster.ledger_path.stat().st_size if cluster.ledger_path.exists() else 0
+    ledger_mark = cluster.ledger_mark()
     targets = [ProbeTarget("lb", cluster.lb_url, (LIVENESS,))]
     targets += [ProbeTarget(n, u, (LIVENESS,)) for n, u in cluster.api_server_urls.items()]
     prober = ProberProcess(targets, out_dir, interval_s=0.05, timeout_s=1.0)
@@ -290,25 +289,13 @@ def run_repetition(
         unsubscribe()
         writer.close()
         workload_writer.close()
-    ledger = _ledger_since(cluster.ledger_path, ledger_start)
+    ledger = cluster.ledger_since(ledger_mark)
     (out_dir / "ledger.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ledger))
     finalize(out_dir)
     figures = analyse_repetition(read_history(out_dir), ledger, experiment, faults)
     figures.update(seed=seed, repetition=repetition, fault_offset_s=offset,
                    recovered=recovered, drained=drained)  # fmt: skip
     return figures
-
-
-def _ledger_since(path: Path, offset: int) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    tmp = path.with_suffix(".slice")
-    with open(path, "rb") as src, open(tmp, "wb") as dst:
-        src.seek(offset)
-        shutil.copyfileobj(src, dst)
-    rows = read_ledger(tmp)
-    tmp.unlink()
-    return rows
 
 
 def analyse_repetition(

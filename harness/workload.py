@@ -38,17 +38,21 @@ def read_ledger(path: Path | str) -> list[dict[str, Any]]:
     path = Path(path)
     if not path.exists():
         return []
+    return parse_ledger(path.read_bytes(), source=str(path))
+
+
+def parse_ledger(data: bytes, *, source: str = "ledger") -> list[dict[str, Any]]:
+    """Ledger rows from raw JSONL bytes; a torn final line (a writer died) is skipped."""
     rows: list[dict[str, Any]] = []
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for number, line in enumerate(f, 1):
-            if not line.endswith("\n"):
-                break  # torn final line of a writer that died mid-write
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                log.warning("%s:%d: skipping corrupt ledger line", path, number)
+    for number, line in enumerate(data.decode("utf-8", errors="replace").splitlines(True), 1):
+        if not line.endswith("\n"):
+            break  # torn final line of a writer that died mid-write
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            log.warning("%s:%d: skipping corrupt ledger line", source, number)
     return rows
 
 

@@ -38,6 +38,14 @@ class Cluster(Protocol):
 
     def is_ready(self, replica: str) -> bool: ...
 
+    def ledger_mark(self) -> int:
+        """A position in the tasks' side-effect ledger (see the benchmark DAGs)."""
+        ...
+
+    def ledger_since(self, mark: int) -> list[dict[str, Any]]:
+        """Ledger rows written after ``mark``."""
+        ...
+
     def metadata(self) -> dict[str, Any]:
         """The setup to record with every result (versions, topology, overrides)."""
         ...

@@ -120,6 +120,20 @@ class LocalCluster:
         assert self.data_dir is not None
         return self.data_dir / "ledger.jsonl"
 
+    def ledger_mark(self) -> int:
+        """A position in the side-effect ledger; :meth:`ledger_since` reads rows after it."""
+        return self.ledger_path.stat().st_size if self.ledger_path.exists() else 0
+
+    def ledger_since(self, mark: int) -> list[dict[str, Any]]:
+        """Ledger rows written after ``mark`` (complete lines only)."""
+        from harness.workload import parse_ledger
+
+        if not self.ledger_path.exists():
+            return []
+        with open(self.ledger_path, "rb") as f:
+            f.seek(mark)
+            return parse_ledger(f.read(), source=str(self.ledger_path))
+
     @property
     def dsn(self) -> str:
         return f"postgresql://airflow@127.0.0.1:{self.ports['postgres']}/airflow"
