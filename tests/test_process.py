@@ -99,3 +99,42 @@ def test_kill_all_handles_stopped_processes(tmp_path, units):
     unit.signal(signal.SIGSTOP)
     assert unit.kill_all(5.0)
     assert unit.members() == []
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie, whose parent died and nobody reaps, counts as dead)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _escaping_unit(tmp_path, units):
+    unit = units([sys.executable, "-c", ESCAPING_TREE], tmp_path / "unit.log")
+    _wait_for_line(tmp_path / "unit.log", "started")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        in_group = [p for p in find_processes(pgid=unit.pid) if p != unit.pid]
+        escaped = [p for p in unit.members() if p not in find_processes(pgid=unit.pid)]
+        if in_group and escaped:
+            return unit, in_group[0], escaped[0]
+        time.sleep(0.05)
+    raise AssertionError("the test tree did not start")
+
+
+@pytest.mark.parametrize(
+    ("scope", "leader_dies", "group_child_dies"),
+    [("group", True, True), ("leader", True, False)],
+)
+def test_stop_signal_scope_is_dumb_init_like(tmp_path, units, scope, leader_dies,
+                                             group_child_dies):  # fmt: skip
+    """``group`` signals the leader's group (not children that left it); ``leader`` only it."""
+    unit, group_child, escaped = _escaping_unit(tmp_path, units)
+    unit.signal_stop(signal.SIGTERM, scope)
+    unit.popen.wait(5)
+    time.sleep(0.3)
+    assert (unit.popen.returncode == -signal.SIGTERM) == leader_dies
+    assert _alive(group_child) != group_child_dies
+    assert _alive(escaped), "a child in its own process group never gets the stop signal"
+    assert unit.kill_all(5.0), "after the grace period everything is killed"

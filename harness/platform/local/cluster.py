@@ -480,6 +480,7 @@ class LocalCluster:
                  "--concurrency", str(t.worker_concurrency)],
                 env=env, ports=(port,), readiness=ready,
                 grace_s=max(t.termination_grace_s, 30.0),  # warm shutdown finishes tasks
+                stop_scope="leader",  # DUMB_INIT_SETSID=0, as Airflow prescribes for workers
             ))  # fmt: skip
         return specs
 

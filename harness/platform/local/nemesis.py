@@ -55,13 +55,14 @@ class LocalNemesis:
                 raise HarnessError(f"{target} is not running", fix="wait until it is ready")
             grace = replica.spec.grace_s if grace_s is None else grace_s
             started = time.monotonic()
-            signalled = unit.signal(signal.SIGTERM)
-            unit.signal(signal.SIGCONT)
+            unit.signal(signal.SIGCONT)  # a paused replica must see the SIGTERM
+            signalled = unit.signal_stop(signal.SIGTERM, replica.spec.stop_scope)
             graceful = unit.wait_gone(grace)
             if not graceful:
                 unit.kill_all()
             return {
                 "signalled": signalled,
+                "scope": replica.spec.stop_scope,
                 "pid": unit.pid,
                 "graceful": graceful,
                 "shutdown_s": round(time.monotonic() - started, 3),

@@ -138,6 +138,25 @@ class Unit:
         signal_pids(members, sig)
         return len(members)
 
+    def signal_stop(self, sig: int, scope: str = "group") -> int:
+        """Deliver a stop signal as the official image's dumb-init does.
+
+        ``group`` (dumb-init's default setsid mode): the leader's process group — children
+        that moved to their own group (task processes) are not signalled. ``leader``
+        (``DUMB_INIT_SETSID=0``, what Airflow prescribes for Celery workers): only the main
+        process, so it can shut down warm. What is left after the grace period gets SIGKILL
+        from :meth:`kill_all`, as a runtime kills the container's cgroup.
+        """
+        self.signals.append((time.monotonic(), sig))
+        try:
+            if scope == "leader":
+                os.kill(self.popen.pid, sig)
+            else:
+                os.killpg(self.popen.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            return 0
+        return 1 if scope == "leader" else len(find_processes(pgid=self.popen.pid))
+
     def wait_gone(self, timeout_s: float) -> bool:
         """Reap the leader and wait until no member is left; True if all are gone."""
         deadline = time.monotonic() + timeout_s

@@ -46,6 +46,7 @@ class ReplicaSpec:
     restart: RestartPolicy = field(default_factory=RestartPolicy)
     grace_s: float = 10.0
     stop_signal: int = signal.SIGTERM
+    stop_scope: str = "group"  # "group" (dumb-init setsid) or "leader" (DUMB_INIT_SETSID=0)
     user: str | None = None
     cwd: Path | None = None
     registry: Path | None = None
@@ -142,8 +143,8 @@ class Replica:
         if unit is None:
             return None
         if unit.popen.poll() is None:
-            unit.signal(self.spec.stop_signal)
-            unit.signal(signal.SIGCONT)  # a paused process must see the SIGTERM
+            unit.signal(signal.SIGCONT)  # a paused process must see the stop signal
+            unit.signal_stop(self.spec.stop_signal, self.spec.stop_scope)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 unit.popen.wait(timeout=grace_s)
         if not unit.wait_gone(0.2):
