@@ -28,22 +28,26 @@ from harness.errors import HarnessError
 from harness.history import SCHEMA_VERSION, HistoryWriter, finalize, read_history
 from harness.load import LoadProcess
 from harness.probe import ProberProcess, ProbeTarget
-from harness.workload import WorkloadDriver
+from harness.workload import TERMINAL_RUN_STATES, WorkloadDriver
 
 LIVENESS = "/api/v2/version"
 HEALTH = "/api/v2/monitor/health"
+DB_ENDPOINT = "/api/v2/dags?limit=1"  # served from the metadata DB
 _OPS = {"<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt,
         "==": operator.eq}  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Fault:
-    """One fault: ``op`` on ``target`` (a replica name, or ``<component>/all`` for every
-    replica of a component in a row); ``hold_s`` before resume/start for pause/stop."""
+    """One fault: ``op`` on ``target`` — a replica name, ``<component>/all`` for every
+    replica of a component in a row, or ``<component>/victim`` for the replica running the
+    experiment's victim task (from the side-effect ledger); ``hold_s`` before resume/start
+    for pause/stop_service."""
 
     op: str
     target: str
     hold_s: float = 0.0
+    grace_s: float | None = None  # terminate only: the grace period (None: the replica's)
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,16 @@ class Hypothesis:
 
 @dataclass(frozen=True)
 class Experiment:
+    """An experiment as data.
+
+    ``topology`` holds topology overrides, Airflow config overrides included under
+    ``airflow_config`` (recorded and stated in every report). A ``victim_dag`` is triggered
+    once after the baseline; the fault waits until its first task has started (ledger) plus
+    ``victim_wait_s`` and the seeded offset, so it lands mid-task; the run then waits up to
+    ``victim_timeout_s`` for the victim's outcome. ``lb_endpoints`` are probed through the
+    load balancer every 50 ms (the first is the liveness endpoint downtime is measured on).
+    """
+
     name: str
     description: str
     fault: Fault
@@ -90,26 +104,41 @@ class Experiment:
     drain_timeout_s: float = 45.0
     expect_lost: bool = False
     expect_duplicates: bool = False
+    lb_endpoints: tuple[str, ...] = (LIVENESS,)
+    victim_dag: str | None = None
+    victim_conf: dict[str, Any] = field(default_factory=dict)
+    victim_wait_s: float = 3.0
+    victim_timeout_s: float = 120.0
     params: dict[str, Any] = field(default_factory=dict)
 
     def describe(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def _targets(fault: Fault, cluster) -> list[str]:
+def _targets(fault: Fault, cluster, victim: dict[str, Any] | None = None) -> list[str]:
     if fault.target.endswith("/all"):
         names = cluster.replica_names(fault.target[: -len("/all")])
         if not names:
             raise HarnessError(f"no replicas for {fault.target}", fix="check the topology")
         return names
+    if fault.target.endswith("/victim"):
+        if not victim or not victim.get("replica"):
+            raise HarnessError(
+                f"{fault.target}: no replica is known to run the victim task",
+                fix="give the experiment a victim_dag whose tasks write the ledger",
+            )
+        return [victim["replica"]]
     return [fault.target]
 
 
-def _inject(fault: Fault, cluster) -> list[dict[str, Any]]:
+def _inject(fault: Fault, cluster, victim: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Run the fault; returns the ``ok`` fault events (times are when it took effect)."""
     nemesis = cluster.nemesis
     done = []
-    for target in _targets(fault, cluster):
+    for target in _targets(fault, cluster, victim):
+        if fault.op == "terminate":
+            done.append(nemesis.terminate(target, grace_s=fault.grace_s))
+            continue
         done.append(getattr(nemesis, fault.op)(target))
         if fault.op in ("pause", "stop_service"):
             time.sleep(fault.hold_s)
@@ -229,7 +258,42 @@ def dag_run_latency(df: pd.DataFrame) -> dict[str, Any]:
         "dag_runs_finished": len(latencies),
         "dag_run_latency_p50_s": float(series.quantile(0.5)) if len(series) else None,
         "dag_run_latency_p95_s": float(series.quantile(0.95)) if len(series) else None,
+        "dag_run_latency_max_s": float(series.max()) if len(series) else None,
     }
+
+
+def start_victim(
+    driver: WorkloadDriver, cluster, experiment: Experiment, mark: int, timeout_s: float = 90.0
+) -> dict[str, Any]:
+    """Trigger the victim run and wait for its first task's ledger ``start`` row."""
+    assert experiment.victim_dag is not None
+    run_id = driver.trigger_once(experiment.victim_dag, experiment.victim_conf)
+    if run_id is None:
+        raise HarnessError(
+            f"the victim run of {experiment.victim_dag} was not acknowledged",
+            fix="check the api-server logs; the cluster was steady just before",
+        )
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for row in cluster.ledger_since(mark):
+            if row.get("run_id") == run_id and row.get("phase") == "start":
+                return {"dag_id": experiment.victim_dag, **row}
+        time.sleep(0.1)
+    raise HarnessError(
+        f"the victim task of {experiment.victim_dag} ({run_id}) did not start within "
+        f"{timeout_s:.0f}s",
+        fix="check the worker and scheduler logs in the results' logs directory",
+    )
+
+
+def _wait_victim_done(driver: WorkloadDriver, victim: dict[str, Any], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    key = (victim["dag_id"], victim["run_id"])
+    while time.monotonic() < deadline:
+        if driver.runs().get(key) in TERMINAL_RUN_STATES:
+            return True
+        time.sleep(0.5)
+    return False
 
 
 def run_repetition(
@@ -242,7 +306,7 @@ def run_repetition(
     writer = HistoryWriter(out_dir, "cluster")
     unsubscribe = cluster.bus.record_to(writer)
     ledger_mark = cluster.ledger_mark()
-    targets = [ProbeTarget("lb", cluster.lb_url, (LIVENESS,))]
+    targets = [ProbeTarget("lb", cluster.lb_url, experiment.lb_endpoints)]
     targets += [ProbeTarget(n, u, (LIVENESS,)) for n, u in cluster.api_server_urls.items()]
     prober = ProberProcess(targets, out_dir, interval_s=0.05, timeout_s=1.0)
     health = ProberProcess([ProbeTarget("lb", cluster.lb_url, (HEALTH,))], out_dir,
@@ -254,6 +318,7 @@ def run_repetition(
                             run_id_prefix=f"hab-{experiment.name}-{repetition}")  # fmt: skip
     faults: list[dict[str, Any]] = []
     recovered = False
+    victim: dict[str, Any] | None = None
     try:
         prober.start()
         health.start()
@@ -264,12 +329,21 @@ def run_repetition(
         took = wait_steady_state(cluster, hold_s=experiment.steady_hold_s, timeout_s=180,
                                  driver=driver)  # fmt: skip
         writer.append("marker", name="baseline_start", detail={"steady_state_wait_s": took})
-        time.sleep(experiment.baseline_s + offset)
+        if experiment.victim_dag:
+            time.sleep(experiment.baseline_s)
+            victim = start_victim(driver, cluster, experiment, ledger_mark)
+            writer.append("marker", name="victim_started", detail=victim)
+            time.sleep(experiment.victim_wait_s + offset)
+        else:
+            time.sleep(experiment.baseline_s + offset)
         writer.append("marker", name="fault_start", detail={"offset_s": offset, "seed": seed})
-        faults = _inject(experiment.fault, cluster)
-        recovered = _wait_recovered(cluster, _targets(experiment.fault, cluster),
+        faults = _inject(experiment.fault, cluster, victim)
+        recovered = _wait_recovered(cluster, _targets(experiment.fault, cluster, victim),
                                     time.monotonic() + experiment.recover_timeout_s)  # fmt: skip
         writer.append("marker", name="recovered" if recovered else "recover_timeout")
+        if victim is not None:
+            done = _wait_victim_done(driver, victim, experiment.victim_timeout_s)
+            writer.append("marker", name="victim_done" if done else "victim_timeout")
         # observe until the LB has answered for settle_s in a row, so a late blip (a
         # replacement rejoining) is followed by a fully observed recovery window
         try:
@@ -292,14 +366,18 @@ def run_repetition(
     ledger = cluster.ledger_since(ledger_mark)
     (out_dir / "ledger.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ledger))
     finalize(out_dir)
-    figures = analyse_repetition(read_history(out_dir), ledger, experiment, faults)
+    figures = analyse_repetition(read_history(out_dir), ledger, experiment, faults, victim)
     figures.update(seed=seed, repetition=repetition, fault_offset_s=offset,
                    recovered=recovered, drained=drained)  # fmt: skip
     return figures
 
 
 def analyse_repetition(
-    df: pd.DataFrame, ledger: list[dict[str, Any]], experiment: Experiment, faults: list[dict]
+    df: pd.DataFrame,
+    ledger: list[dict[str, Any]],
+    experiment: Experiment,
+    faults: list[dict],
+    victim: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The figures of one repetition, from its history and ledger only."""
     end = df[(df["type"] == "marker") & (_col(df, "name") == "run_end")]["t_mono"]
@@ -363,7 +441,103 @@ def analyse_repetition(
     figures["scheduling_delay_excess_s"] = (
         resumed - normal if resumed is not None and normal is not None else None
     )
+    figures.update(fault_details(faults))
+    rec_marker = df[(df["type"] == "marker") & (_col(df, "name") == "recovered")]["t_mono"]
+    figures["all_ready_after_s"] = (
+        float(rec_marker.iloc[0]) - fault_mono if len(rec_marker) else None
+    )
+    figures.update(health_unhealthy(df, fault_mono, run_end))
+    for endpoint in experiment.lb_endpoints[1:]:
+        w = analysis.outage_windows(df, target="lb", endpoint=endpoint, run_end_mono=run_end)
+        figures.setdefault("downtime_by_endpoint_s", {})[endpoint] = analysis.downtime_s(
+            _split_at(w, fault_mono)[0]
+        )
+    by_endpoint = figures.get("downtime_by_endpoint_s", {})
+    if DB_ENDPOINT in by_endpoint:
+        figures["db_endpoint_downtime_s"] = by_endpoint[DB_ENDPOINT]
+    if victim is not None:
+        figures.update(victim_figures(df, ledger, victim, fault_wall))
     return figures
+
+
+def fault_details(faults: list[dict[str, Any]]) -> dict[str, Any]:
+    """Figures the nemesis reported: whether a graceful stop finished within its grace."""
+    out: dict[str, Any] = {}
+    details = [f.get("detail") or {} for f in faults]
+    graceful = [d["graceful"] for d in details if isinstance(d, dict) and "graceful" in d]
+    if graceful:
+        out["terminate_graceful"] = int(all(graceful))
+        out["shutdown_s"] = max(d["shutdown_s"] for d in details if "shutdown_s" in d)
+    return out
+
+
+def health_unhealthy(
+    df: pd.DataFrame, fault_mono: float, run_end: float | None
+) -> dict[str, float | None]:
+    """Seconds after the fault that ``/api/v2/monitor/health`` (through the LB) reported each
+    component unhealthy — the body, not the status code, carries it (0.5 s samples)."""
+    probes = df[df["type"] == "probe"]
+    h = probes[(_col(probes, "endpoint") == HEALTH) & (_col(probes, "target") == "lb")]
+    h = h[h["t_mono"] >= fault_mono] if fault_mono == fault_mono else h
+    if run_end is not None:
+        h = h[h["t_mono"] <= run_end]
+    if h.empty or "body" not in h:
+        return {}
+    out: dict[str, float | None] = {}
+    times = h["t_mono"].astype(float).to_numpy()
+    steps = [b - a for a, b in itertools.pairwise(times)] + [0.5]
+    for component in ("metadatabase", "scheduler", "triggerer", "dag_processor"):
+        total = 0.0
+        for body, step in zip(h["body"], steps, strict=True):
+            status = (body or {}).get(component, {}) if isinstance(body, dict) else {}
+            if isinstance(status, dict) and status.get("status") == "unhealthy":
+                total += min(step, 2.0)
+        out[f"health_{component}_unhealthy_s"] = round(total, 3)
+    unanswered = h[~h["ok"].astype(bool)] if "ok" in h else h.iloc[0:0]
+    out["health_unanswered"] = len(unanswered)
+    return out
+
+
+def victim_figures(
+    df: pd.DataFrame, ledger: list[dict[str, Any]], victim: dict[str, Any], fault_wall: float
+) -> dict[str, Any]:
+    """What happened to the victim task after the fault, from the ledger and task states.
+
+    ``victim_failed``: 1 if its final state is failed; ``victim_failed_after_s``: fault →
+    first observed ``failed``/``up_for_retry`` (1 s polls); ``victim_rerun_after_s``: fault →
+    ledger start of a later try; ``victim_done_after_s``: fault → its last ledger ``end``;
+    ``victim_executions``: ledger starts (tries that began running).
+    """
+    run_id, task_id = victim["run_id"], victim["task_id"]
+    rows = [r for r in ledger if r.get("run_id") == run_id and r.get("task_id") == task_id]
+    starts = [r for r in rows if r.get("phase") == "start"]
+    ends = [r for r in rows if r.get("phase") == "end"]
+    first_try = min((r.get("try_number") or 0) for r in starts) if starts else 0
+    reruns = [r["t_wall"] for r in starts if (r.get("try_number") or 0) > first_try]
+    states = df[(df["type"] == "workload") & (_col(df, "event") == "task_state")
+                & (_col(df, "run_id") == run_id) & (_col(df, "task_id") == task_id)]  # fmt: skip
+    failing = states[states["state"].isin(["failed", "up_for_retry"])]
+    final = str(states["state"].iloc[-1]) if len(states) else None
+    return {
+        "victim": {
+            "dag_id": victim["dag_id"],
+            "run_id": run_id,
+            "task_id": task_id,
+            "replica": victim.get("replica"),
+            "final_state": final,
+        },
+        "victim_failed": int(final == "failed") if final else None,
+        "victim_succeeded": int(final == "success") if final else None,
+        "victim_failed_after_s": float(failing["t_wall"].min()) - fault_wall
+        if len(failing)
+        else None,
+        "victim_rerun_after_s": min(reruns) - fault_wall if reruns else None,
+        "victim_done_after_s": max(r["t_wall"] for r in ends) - fault_wall if ends else None,
+        "victim_executions": len(starts),
+        "victim_run_s": max(r["t_wall"] for r in ends) - min(r["t_wall"] for r in starts)
+        if ends and starts
+        else None,
+    }
 
 
 def _split_at(windows: pd.DataFrame, t: float) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -220,11 +220,27 @@ class WorkloadDriver:
             self._event("unpause", phase="fail", dag_id=dag_id, **last.get(dag_id, {}))
         return not remaining
 
-    def trigger(self, client: httpx.Client, dag_id: str) -> str:
+    def trigger_once(self, dag_id: str, conf: Mapping[str, Any] | None = None) -> str | None:
+        """Trigger one extra run of ``dag_id`` now (tracked like the others); its run id if
+        the API acknowledged it, else None."""
+        with self._client() as client:
+            run_id = f"{self.run_id_prefix}_{self._nonce}_{next(self._seq):05d}"
+            phase = self.trigger(client, dag_id, conf=conf, run_id=run_id)
+        return run_id if phase == "ok" else None
+
+    def trigger(
+        self,
+        client: httpx.Client,
+        dag_id: str,
+        *,
+        conf: Mapping[str, Any] | None = None,
+        run_id: str | None = None,
+    ) -> str:
         """Trigger one run; records invoke + ok|fail|info and returns that phase."""
-        run_id = f"{self.run_id_prefix}_{self._nonce}_{next(self._seq):05d}"
+        run_id = run_id or f"{self.run_id_prefix}_{self._nonce}_{next(self._seq):05d}"
         self._event("trigger", phase="invoke", dag_id=dag_id, run_id=run_id)
-        body = {"dag_run_id": run_id, "logical_date": None, "conf": self.conf}
+        body = {"dag_run_id": run_id, "logical_date": None,
+                "conf": self.conf if conf is None else dict(conf)}  # fmt: skip
         try:
             response = client.post(f"/api/v2/dags/{dag_id}/dagRuns", json=body)
         except httpx.HTTPError as e:

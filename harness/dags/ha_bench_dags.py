@@ -4,7 +4,8 @@ Every task appends one JSON line to the side-effect ledger (file named by
 ``HA_BENCH_LEDGER``) when it starts and one when it ends, so the checker can tell lost from
 duplicated executions (the deferred wait: start before deferring, end when resumed).
 Runtime knob: the ``sleep_s`` param (per run, via ``conf``). Parse-time knobs (environment
-of the dag-processor): ``HA_BENCH_RETRIES`` (default 0), ``HA_BENCH_RETRY_DELAY_S`` (5),
+of the dag-processor): ``HA_BENCH_RETRIES`` and ``HA_BENCH_RETRY_DELAY_S`` (default: Airflow's
+``[core] default_task_retries`` / ``default_task_retry_delay``),
 ``HA_BENCH_DEFER_S`` (10), ``HA_BENCH_MAX_ACTIVE_RUNS`` (16).
 """
 
@@ -34,10 +35,13 @@ def _env_number(name: str, default: float) -> float:
         return default
 
 
-DEFAULT_ARGS: dict[str, Any] = {
-    "retries": int(_env_number("HA_BENCH_RETRIES", 0)),
-    "retry_delay": timedelta(seconds=_env_number("HA_BENCH_RETRY_DELAY_S", 5)),
-}
+# Retries come from Airflow's own ``[core] default_task_retries`` and
+# ``default_task_retry_delay`` unless these variables pin them for the benchmark DAGs.
+DEFAULT_ARGS: dict[str, Any] = {}
+if "HA_BENCH_RETRIES" in os.environ:
+    DEFAULT_ARGS["retries"] = int(_env_number("HA_BENCH_RETRIES", 0))
+if "HA_BENCH_RETRY_DELAY_S" in os.environ:
+    DEFAULT_ARGS["retry_delay"] = timedelta(seconds=_env_number("HA_BENCH_RETRY_DELAY_S", 5))
 MAX_ACTIVE_RUNS = int(_env_number("HA_BENCH_MAX_ACTIVE_RUNS", 16))
 DEFER_S = _env_number("HA_BENCH_DEFER_S", 10)
 
