@@ -73,12 +73,6 @@ class ClusterPool(contextlib.AbstractContextManager):
         self.close()
 
 
-def variant_name(experiment: Experiment) -> str:
-    t = experiment.topology
-    return (f"{experiment.name}-a{t.get('api_servers', 2)}-s{t.get('schedulers', 2)}"
-            f"-w{t.get('workers', 1)}")  # fmt: skip
-
-
 def run_in_pool(pool: ClusterPool, experiment: Experiment, out_dir: Path, *, repeat: int,
                 seed: int = 0) -> dict[str, Any]:  # fmt: skip
     cluster = pool.get(experiment)

@@ -5,12 +5,16 @@ import pytest
 from harness.catalogue import CATALOGUE, build
 from harness.errors import HarnessError
 from harness.experiment import (
+    HEALTH,
     Hypothesis,
     dag_run_latency,
     failed_verdicts,
+    fault_details,
+    health_unhealthy,
     scheduling_latency,
     summarize,
     task_start_gaps,
+    victim_figures,
 )
 from harness.history import events_frame
 
@@ -136,3 +140,74 @@ def test_catalogue_parameters_are_coerced_and_validated():
         build("api-server-kill", {"all_replicas": "maybe"})
     for name in CATALOGUE:
         assert build(name).name == name
+
+
+def _task_state(t, state, run_id="v", task_id="long", try_number=1):
+    return {"t_wall": t, "t_mono": t, "type": "workload", "event": "task_state",
+            "dag_id": "d", "run_id": run_id, "task_id": task_id, "state": state,
+            "try_number": try_number}  # fmt: skip
+
+
+def _row(phase, t, try_number=1, run_id="v", task_id="long"):
+    return {"phase": phase, "dag_id": "d", "run_id": run_id, "task_id": task_id,
+            "try_number": try_number, "t_wall": t, "replica": "worker-1"}  # fmt: skip
+
+
+VICTIM = {"dag_id": "d", "run_id": "v", "task_id": "long", "replica": "worker-1"}
+
+
+def test_victim_killed_without_retries_fails_after_the_heartbeat_timeout():
+    history = events_frame([_task_state(101.0, "running"), _task_state(131.5, "failed")])
+    ledger = [_row("start", 100.0), _row("start", 102.0, run_id="other")]
+    figures = victim_figures(history, ledger, VICTIM, fault_wall=103.0)
+    assert figures["victim_failed"] == 1 and figures["victim_succeeded"] == 0
+    assert figures["victim_failed_after_s"] == pytest.approx(28.5)
+    assert figures["victim_rerun_after_s"] is None and figures["victim_done_after_s"] is None
+    assert figures["victim_executions"] == 1
+    assert figures["victim"]["replica"] == "worker-1"
+
+
+def test_victim_rerun_after_retry_is_timed_from_the_fault():
+    history = events_frame([_task_state(101.0, "running"), _task_state(131.0, "up_for_retry"),
+                            _task_state(137.0, "running", try_number=2),
+                            _task_state(158.0, "success", try_number=2)])  # fmt: skip
+    ledger = [_row("start", 100.0), _row("start", 137.5, try_number=2),
+              _row("end", 157.5, try_number=2)]  # fmt: skip
+    figures = victim_figures(history, ledger, VICTIM, fault_wall=103.0)
+    assert figures["victim_failed_after_s"] == pytest.approx(28.0)
+    assert figures["victim_rerun_after_s"] == pytest.approx(34.5)
+    assert figures["victim_done_after_s"] == pytest.approx(54.5)
+    assert figures["victim_succeeded"] == 1 and figures["victim_executions"] == 2
+
+
+def test_health_body_unhealthy_time_per_component():
+    def probe(t, scheduler, ok=True):
+        body = {"metadatabase": {"status": "healthy"}, "scheduler": {"status": scheduler}}
+        return {"t_wall": t, "t_mono": t, "type": "probe", "target": "lb", "endpoint": HEALTH,
+                "ok": ok, "body": body}  # fmt: skip
+
+    samples = [probe(9.5, "unhealthy")]  # before the fault: not counted
+    samples += [probe(10.0 + 0.5 * i, "unhealthy" if 4 <= i < 10 else "healthy")
+                for i in range(20)]  # fmt: skip
+    figures = health_unhealthy(events_frame(samples), fault_mono=10.0, run_end=None)
+    assert figures["health_scheduler_unhealthy_s"] == pytest.approx(3.0)
+    assert figures["health_metadatabase_unhealthy_s"] == 0.0
+    assert figures["health_unanswered"] == 0
+
+
+def test_fault_details_report_a_graceful_stop():
+    ok = [{"op": "terminate", "detail": {"graceful": True, "shutdown_s": 12.5}}]
+    assert fault_details(ok) == {"terminate_graceful": 1, "shutdown_s": 12.5}
+    late = [{"op": "terminate", "detail": {"graceful": False, "shutdown_s": 60.0}}]
+    assert fault_details(late)["terminate_graceful"] == 0
+    assert fault_details([{"op": "kill", "detail": {"signalled": 3}}]) == {}
+
+
+def test_worker_experiments_state_their_config_overrides():
+    exp = build("worker-kill", {"retries": "1", "heartbeat_timeout_s": "20"})
+    config = exp.topology["airflow_config"]
+    assert config["scheduler.task_instance_heartbeat_timeout"] == "20"
+    assert config["core.default_task_retries"] == "1"
+    assert exp.fault.target == "worker/victim" and exp.victim_dag == "ha_bench_long"
+    assert {h.metric for h in exp.hypotheses} >= {"victim_rerun_after_s", "victim_succeeded"}
+    assert build("worker-terminate").fault.grace_s == 60.0

@@ -1,0 +1,436 @@
+"""Pod and EndpointSlice watch events → the platform's ``lifecycle`` events.
+
+:class:`LifecycleTracker` is pure and deterministic: feed it watch events (``ADDED`` /
+``MODIFIED`` / ``DELETED`` with the API's JSON objects) in the order received and it
+returns the lifecycle events they imply, found by diffing each pod against its previous
+state. Every event is ``{"replica", "component", "state", "pod", "uid", "incarnation",
+...}`` with ``state`` one of :data:`STATES`:
+
+``created``           the pod object appeared (the controller made a replacement)
+``scheduled``         condition PodScheduled became True (``node``)
+``started``           a container is running with a new ``startedAt`` (``container``)
+``ready`` / ``not_ready``  condition Ready changed (a pod deleted while ready: not_ready)
+``exited``            a container terminated (``exit_code``, ``reason``; also a restart
+                      seen only through ``restartCount``/``lastState``)
+``terminating``       ``deletionTimestamp`` was set (``grace_s``)
+``deleted``           the object is gone (``DELETED``)
+``endpoint_added`` / ``endpoint_removed``  the pod entered/left the ready endpoints of
+                      the watched Service's EndpointSlices
+
+Logical replica names are stable slots like the local platform's: ``<component>-<i>``
+(``postgres`` / ``redis`` for their single slot). A pod takes the lowest free slot of
+its component (a StatefulSet pod: its ordinal) and frees it when it starts terminating
+or fails, so a replacement takes the slot of the pod it replaced and
+``replica_names("api-server")`` stays ``["api-server-0", "api-server-1"]``. The pods of
+one slot are its incarnations 1, 2, ...
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from harness.errors import HarnessError
+from harness.topology import COMPONENTS
+
+SERVICES = ("postgres", "redis")
+KNOWN_COMPONENTS = (*SERVICES, *COMPONENTS)
+COMPONENT_LABEL = "component"
+STATES = ("created", "scheduled", "started", "ready", "not_ready", "exited", "terminating",
+          "deleted", "endpoint_added", "endpoint_removed")  # fmt: skip
+_ORDINAL = re.compile(r"-(\d+)$")
+
+
+@dataclass(frozen=True)
+class ContainerView:
+    name: str
+    state: str  # waiting | running | terminated | unknown
+    started_at: str | None
+    finished_at: str | None
+    exit_code: int | None
+    reason: str | None
+    restart_count: int
+    last_exit_code: int | None
+    last_reason: str | None
+
+
+@dataclass(frozen=True)
+class PodView:
+    """What the tracker compares between two versions of a pod."""
+
+    uid: str
+    name: str
+    component: str
+    owner_kind: str | None
+    node: str | None
+    phase: str | None
+    scheduled: bool
+    ready: bool
+    terminating: bool
+    grace_s: int | None
+    containers: tuple[ContainerView, ...]
+
+    @property
+    def gone(self) -> bool:
+        """No longer a live member of its slot (terminating, or failed/completed)."""
+        return self.terminating or self.phase in ("Failed", "Succeeded")
+
+
+def _condition(status: Mapping[str, Any], kind: str) -> bool:
+    return any(
+        c.get("type") == kind and c.get("status") == "True" for c in status.get("conditions") or []
+    )
+
+
+def _container(cs: Mapping[str, Any]) -> ContainerView:
+    state = cs.get("state") or {}
+    kind = next((k for k in ("running", "terminated", "waiting") if k in state), "unknown")
+    detail = state.get(kind) or {}
+    last = (cs.get("lastState") or {}).get("terminated") or {}
+    return ContainerView(
+        name=cs.get("name", "?"),
+        state=kind,
+        started_at=detail.get("startedAt") if kind in ("running", "terminated") else None,
+        finished_at=detail.get("finishedAt") if kind == "terminated" else None,
+        exit_code=detail.get("exitCode") if kind == "terminated" else None,
+        reason=detail.get("reason"),
+        restart_count=int(cs.get("restartCount") or 0),
+        last_exit_code=last.get("exitCode"),
+        last_reason=last.get("reason"),
+    )
+
+
+def pod_component(pod: Mapping[str, Any]) -> str | None:
+    """The pod's component if the harness tracks it (not a Job's pod), else None."""
+    meta = pod.get("metadata") or {}
+    component = (meta.get("labels") or {}).get(COMPONENT_LABEL)
+    owners = {o.get("kind") for o in meta.get("ownerReferences") or []}
+    if component not in KNOWN_COMPONENTS or owners & {"Job", "CronJob"}:
+        return None
+    return component
+
+
+def pod_view(pod: Mapping[str, Any]) -> PodView | None:
+    """The tracked facts of a pod object, or None for a pod the harness ignores."""
+    component = pod_component(pod)
+    if component is None:
+        return None
+    meta, spec, status = pod.get("metadata") or {}, pod.get("spec") or {}, pod.get("status") or {}
+    owner = next((o.get("kind") for o in meta.get("ownerReferences") or []
+                  if o.get("controller")), None)  # fmt: skip
+    return PodView(
+        uid=meta["uid"],
+        name=meta.get("name", "?"),
+        component=component,
+        owner_kind=owner,
+        node=spec.get("nodeName"),
+        phase=status.get("phase"),
+        scheduled=_condition(status, "PodScheduled"),
+        ready=_condition(status, "Ready"),
+        terminating=bool(meta.get("deletionTimestamp")),
+        grace_s=meta.get("deletionGracePeriodSeconds"),
+        containers=tuple(
+            sorted((_container(c) for c in status.get("containerStatuses") or []),
+                   key=lambda c: c.name)
+        ),  # fmt: skip
+    )
+
+
+def replica_name(component: str, slot: int) -> str:
+    if component in SERVICES and slot == 0:
+        return component
+    return f"{component}-{slot}"
+
+
+def _container_events(prev: ContainerView | None, cur: ContainerView) -> list[dict[str, Any]]:
+    def exited(code: int | None, reason: str | None) -> dict[str, Any]:
+        return {"state": "exited", "container": cur.name, "exit_code": code, "reason": reason}
+
+    restarted = prev is not None and cur.restart_count > prev.restart_count
+    out: list[dict[str, Any]] = []
+    if cur.state == "running":
+        if prev is None or prev.state != "running" or prev.started_at != cur.started_at:
+            if restarted and prev is not None and prev.state == "running":
+                out.append(exited(cur.last_exit_code, cur.last_reason))  # missed its end
+            out.append({"state": "started", "container": cur.name,
+                        "restart_count": cur.restart_count})  # fmt: skip
+    elif cur.state == "terminated":
+        if prev is None or prev.state != "terminated" or prev.finished_at != cur.finished_at:
+            out.append(exited(cur.exit_code, cur.reason))
+    elif cur.state == "waiting" and restarted and prev is not None and prev.state == "running":
+        out.append(exited(cur.last_exit_code, cur.last_reason))  # crashed, now backing off
+    return out
+
+
+@dataclass
+class _Member:
+    replica: str
+    component: str
+    slot: int
+    incarnation: int
+
+
+class LifecycleTracker:
+    """Pure state machine over pod and EndpointSlice watch events (not thread-safe)."""
+
+    def __init__(self, expected: Mapping[str, int] | None = None) -> None:
+        self.expected = dict(expected or {})
+        self._views: dict[str, PodView] = {}  # uid -> last view, live pods only
+        self._pods: dict[str, dict[str, Any]] = {}  # uid -> last object, live pods only
+        self._members: dict[str, _Member] = {}  # uid -> its slot, kept after deletion
+        self._holders: dict[str, dict[int, str]] = {}  # component -> slot -> uid
+        self._incarnations: dict[tuple[str, int], int] = {}
+        self._slices: dict[str, frozenset[str]] = {}  # slice name -> ready pod uids
+        self._announced: set[str] = set()  # uids reported as endpoint_added
+
+    # -- queries ------------------------------------------------------------------------
+    def replica_names(self, component: str | None = None) -> list[str]:
+        """Slots expected or held now, by component then slot."""
+        components = KNOWN_COMPONENTS if component is None else (component,)
+        names = []
+        for c in components:
+            slots = set(range(self.expected.get(c, 0))) | set(self._holders.get(c, {}))
+            names += [replica_name(c, s) for s in sorted(slots)]
+        return names
+
+    def _slot_of(self, replica: str) -> tuple[str, int] | None:
+        for c in KNOWN_COMPONENTS:
+            if replica == c:
+                return c, 0
+            if replica.startswith(f"{c}-") and replica[len(c) + 1:].isdigit():
+                return c, int(replica[len(c) + 1:])
+        return None
+
+    def holder(self, replica: str) -> str | None:
+        """uid of the live pod holding ``replica``'s slot now."""
+        slot = self._slot_of(replica)
+        return None if slot is None else self._holders.get(slot[0], {}).get(slot[1])
+
+    def pod_for(self, replica: str) -> dict[str, Any] | None:
+        uid = self.holder(replica)
+        return self._pods.get(uid) if uid else None
+
+    def incarnation(self, replica: str) -> int:
+        slot = self._slot_of(replica)
+        return self._incarnations.get(slot, 0) if slot else 0
+
+    def is_ready(self, replica: str) -> bool:
+        uid = self.holder(replica)
+        view = self._views.get(uid) if uid else None
+        return bool(view and view.ready and not view.gone)
+
+    def is_known(self, replica: str) -> bool:
+        return replica in self.replica_names()
+
+    def live_pods(self, component: str | None = None) -> list[dict[str, Any]]:
+        """Pod objects not yet deleted (terminating ones included), by name."""
+        pods = [self._pods[u] for u, v in self._views.items()
+                if component is None or v.component == component]  # fmt: skip
+        return sorted(pods, key=lambda p: p["metadata"]["name"])
+
+    def is_alive(self, uid: str) -> bool:
+        return uid in self._views
+
+    def replica_of(self, uid: str) -> str | None:
+        member = self._members.get(uid)
+        return member.replica if member else None
+
+    # -- pods ---------------------------------------------------------------------------
+    def _assign(self, view: PodView) -> _Member:
+        holders = self._holders.setdefault(view.component, {})
+        ordinal = _ORDINAL.search(view.name) if view.owner_kind == "StatefulSet" else None
+        if ordinal is not None:
+            slot = int(ordinal.group(1))
+        else:
+            slot = next(i for i in range(len(holders) + 1) if i not in holders)
+        if not view.gone:
+            holders[slot] = view.uid
+        key = (view.component, slot)
+        self._incarnations[key] = self._incarnations.get(key, 0) + 1
+        member = _Member(replica_name(view.component, slot), view.component, slot,
+                         self._incarnations[key])  # fmt: skip
+        self._members[view.uid] = member
+        return member
+
+    def _release(self, member: _Member, uid: str) -> None:
+        holders = self._holders.get(member.component, {})
+        if holders.get(member.slot) == uid:
+            del holders[member.slot]
+
+    def _event(self, member: _Member, view: PodView, state: str, **fields: Any) -> dict[str, Any]:
+        return {"replica": member.replica, "component": member.component, "state": state,
+                "pod": view.name, "uid": view.uid, "incarnation": member.incarnation,
+                **fields}  # fmt: skip
+
+    def pod_event(self, kind: str, pod: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Lifecycle events implied by one pod watch event (``ADDED``/``MODIFIED``/``DELETED``)."""
+        view = pod_view(pod)
+        if view is None:
+            return []
+        prev = self._views.get(view.uid)
+        if kind == "DELETED" and prev is None and view.uid not in self._members:
+            return []  # created and deleted between two looks: never tracked
+        if kind == "DELETED" and prev is None:
+            return []  # already reported gone
+        out: list[dict[str, Any]] = []
+        member = self._members.get(view.uid)
+        if member is None:
+            member = self._assign(view)
+            out.append(self._event(member, view, "created", node=view.node))
+        if view.scheduled and not (prev and prev.scheduled):
+            out.append(self._event(member, view, "scheduled", node=view.node))
+        before = {c.name: c for c in prev.containers} if prev else {}
+        for container in view.containers:
+            for fields in _container_events(before.get(container.name), container):
+                state = fields.pop("state")
+                out.append(self._event(member, view, state, **fields))
+        was_ready = bool(prev and prev.ready)
+        if view.ready != was_ready:
+            out.append(self._event(member, view, "ready" if view.ready else "not_ready"))
+        if view.terminating and not (prev and prev.terminating):
+            out.append(self._event(member, view, "terminating", grace_s=view.grace_s))
+        if view.gone:
+            self._release(member, view.uid)
+        if kind == "DELETED":
+            if view.ready:
+                out.append(self._event(member, view, "not_ready", detail="pod deleted"))
+            out.append(self._event(member, view, "deleted"))
+            self._release(member, view.uid)
+            self._views.pop(view.uid, None)
+            self._pods.pop(view.uid, None)
+        else:
+            self._views[view.uid] = view
+            self._pods[view.uid] = dict(pod)
+        return out + self._reconcile_endpoints()
+
+    def resync_pods(self, pods: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """A fresh LIST (start, or after a watch expired): diff every pod, and pods the
+        list no longer has are reported deleted."""
+        out: list[dict[str, Any]] = []
+        listed = list(pods)
+        seen = {(p.get("metadata") or {}).get("uid") for p in listed}
+        for uid in sorted(set(self._views) - seen, key=lambda u: self._views[u].name):
+            out += self.pod_event("DELETED", self._pods[uid])
+        for pod in sorted(listed, key=lambda p: p["metadata"]["name"]):
+            uid = pod["metadata"]["uid"]
+            out += self.pod_event("MODIFIED" if uid in self._views else "ADDED", pod)
+        return out
+
+    # -- endpoint slices ----------------------------------------------------------------
+    def slice_event(self, kind: str, endpoint_slice: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Lifecycle events implied by one EndpointSlice watch event."""
+        name = (endpoint_slice.get("metadata") or {}).get("name", "?")
+        if kind == "DELETED":
+            self._slices.pop(name, None)
+        else:
+            ready = set()
+            for endpoint in endpoint_slice.get("endpoints") or []:
+                ref = endpoint.get("targetRef") or {}
+                # the API says an unknown ready condition is to be read as ready
+                if ref.get("kind") == "Pod" and ref.get("uid") and \
+                        (endpoint.get("conditions") or {}).get("ready") is not False:
+                    ready.add(ref["uid"])  # fmt: skip
+            self._slices[name] = frozenset(ready)
+        return self._reconcile_endpoints()
+
+    def resync_slices(self, slices: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        listed = list(slices)
+        self._slices = {}
+        for endpoint_slice in listed:
+            self._slices[endpoint_slice["metadata"]["name"]] = frozenset()
+        out: list[dict[str, Any]] = []
+        for endpoint_slice in listed:
+            out += self.slice_event("MODIFIED", endpoint_slice)
+        return out + self._reconcile_endpoints()
+
+    def _reconcile_endpoints(self) -> list[dict[str, Any]]:
+        """endpoint_added/removed for changes of the ready set; an endpoint of a pod not
+        seen yet waits until the pod is (the two watches race)."""
+        current = set().union(*self._slices.values()) if self._slices else set()
+        changes = [(uid, "endpoint_added") for uid in current - self._announced
+                   if uid in self._members]  # fmt: skip
+        changes += [(uid, "endpoint_removed") for uid in self._announced - current]
+        out = []
+        for uid, state in sorted(changes, key=lambda c: (self._members[c[0]].replica, c[0])):
+            member = self._members[uid]
+            if state == "endpoint_added":
+                self._announced.add(uid)
+            else:
+                self._announced.discard(uid)
+            view = self._views.get(uid)
+            pod = view.name if view else None
+            out.append({"replica": member.replica, "component": member.component,
+                        "state": state, "pod": pod, "uid": uid,
+                        "incarnation": member.incarnation})  # fmt: skip
+        return out
+
+
+def expected_replicas(workloads: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """{component: desired replicas} of Deployments/StatefulSets (by pod template label)."""
+    out: dict[str, int] = {}
+    for w in workloads:
+        labels = (((w.get("spec") or {}).get("template") or {}).get("metadata") or {}).get(
+            "labels"
+        ) or {}
+        component = labels.get(COMPONENT_LABEL)
+        if component in KNOWN_COMPONENTS:
+            out[component] = out.get(component, 0) + int((w.get("spec") or {}).get("replicas", 1))
+    return out
+
+
+class WatchedState:
+    """A :class:`LifecycleTracker` shared by watch threads and the nemesis: each change
+    is emitted (in order, under the lock) and wakes :meth:`wait_for` callers."""
+
+    def __init__(
+        self, tracker: LifecycleTracker, emit: Callable[[dict[str, Any]], Any] | None = None
+    ) -> None:
+        self.tracker = tracker
+        self._emit = emit or (lambda event: None)
+        self._changed = threading.Condition()
+
+    def _run(self, fn: Callable[..., list[dict[str, Any]]], *args: Any) -> list[dict[str, Any]]:
+        with self._changed:
+            events = fn(*args)
+            for event in events:
+                self._emit(event)
+            self._changed.notify_all()
+        return events
+
+    def pod_event(self, kind: str, pod: Mapping[str, Any]) -> list[dict[str, Any]]:
+        return self._run(self.tracker.pod_event, kind, pod)
+
+    def slice_event(self, kind: str, obj: Mapping[str, Any]) -> list[dict[str, Any]]:
+        return self._run(self.tracker.slice_event, kind, obj)
+
+    def resync_pods(self, pods: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        return self._run(self.tracker.resync_pods, list(pods))
+
+    def resync_slices(self, slices: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        return self._run(self.tracker.resync_slices, list(slices))
+
+    def read(self, fn: Callable[[LifecycleTracker], Any]) -> Any:
+        with self._changed:
+            return fn(self.tracker)
+
+    def wait_for(self, predicate: Callable[[LifecycleTracker], bool], timeout_s: float) -> bool:
+        """Block until ``predicate(tracker)`` holds (True) or ``timeout_s`` passes (False)."""
+        deadline = time.monotonic() + timeout_s
+        with self._changed:
+            while not predicate(self.tracker):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._changed.wait(min(left, 0.5))
+            return True
+
+    def require_replica(self, replica: str) -> None:
+        """A HarnessError (no event) for a name that is no replica of this cluster."""
+        names = self.read(lambda t: t.replica_names())
+        if replica not in names:
+            raise HarnessError(f"no replica named {replica!r}",
+                               fix=f"use one of: {', '.join(names)}")  # fmt: skip
