@@ -57,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="experiment parameter (see `ha-bench list`); repeatable",
+        help="experiment parameter (see `ha-bench list`), or an Airflow config override "
+        "as section.key=value; repeatable",
     )
     run.add_argument("--seed", type=int, default=0, help="seed for the fault timing")
     run.add_argument("--airflow-version", help="Airflow version under test")

@@ -211,3 +211,13 @@ def test_worker_experiments_state_their_config_overrides():
     assert exp.fault.target == "worker/victim" and exp.victim_dag == "ha_bench_long"
     assert {h.metric for h in exp.hypotheses} >= {"victim_rerun_after_s", "victim_succeeded"}
     assert build("worker-terminate").fault.grace_s == 60.0
+
+
+def test_dotted_parameters_are_airflow_config_overrides():
+    exp = build("redis-restart", {"scheduler.scheduler_heartbeat_sec": "2", "hold_s": "5"})
+    config = exp.topology["airflow_config"]
+    assert config["scheduler.scheduler_heartbeat_sec"] == "2"
+    assert config["scheduler.task_queued_timeout"] == "60"  # the experiment's own stays
+    assert exp.fault.hold_s == 5.0
+    with pytest.raises(HarnessError, match="section.key"):
+        build("scheduler-kill", {"Not.Valid": "1"})
