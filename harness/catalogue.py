@@ -314,6 +314,13 @@ def redis_restart(p: dict[str, Any]) -> Experiment:
             },
         ),
         hypotheses=(
+            Hypothesis(
+                "failed_tasks",
+                "<=",
+                0,
+                "no task fails: the executor and the workers reconnect to the broker",
+                gate=False,
+            ),
             Hypothesis("recovered", "==", True, "every component is ready again"),
             Hypothesis(
                 "scheduling_resumed_s",
