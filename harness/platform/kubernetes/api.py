@@ -30,6 +30,14 @@ class KubeApiError(Exception):
         super().__init__(f"{status} {reason}: {message}" if message else f"{status} {reason}")
 
 
+def _json(resp: Any) -> dict[str, Any]:
+    """The JSON body of a raw (``_preload_content=False``) response, connection released."""
+    try:
+        return json.loads(resp.data)
+    finally:
+        resp.release_conn()
+
+
 @contextmanager
 def _errors(context: str) -> Iterator[None]:
     from kubernetes.client.exceptions import ApiException
@@ -52,9 +60,13 @@ class KubeApi:
     """The Kubernetes API of one kube context (checked against the allow-list first)."""
 
     def __init__(
-        self, context: str, *, kubeconfig: str | None = None,
-        allowed: Sequence[str] | None = None, request_timeout_s: float = 30.0,
-    ) -> None:  # fmt: skip
+        self,
+        context: str,
+        *,
+        kubeconfig: str | None = None,
+        allowed: Sequence[str] | None = None,
+        request_timeout_s: float = 30.0,
+    ) -> None:
         from kubernetes import client, config, dynamic
 
         require_allowed_context(context, allowed_contexts() if allowed is None else allowed)
@@ -102,20 +114,25 @@ class KubeApi:
     def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
         """One object as a dict, or None if it does not exist."""
         read = {
-            "Namespace": lambda: self.core.read_namespace(name, _preload_content=False,
-                                                          _request_timeout=self._timeout),
-            "Pod": lambda: self.core.read_namespaced_pod(name, namespace, _preload_content=False,
-                                                        _request_timeout=self._timeout),
+            "Namespace": lambda: self.core.read_namespace(
+                name, _preload_content=False, _request_timeout=self._timeout
+            ),
+            "Pod": lambda: self.core.read_namespaced_pod(
+                name, namespace, _preload_content=False, _request_timeout=self._timeout
+            ),
             "Secret": lambda: self.core.read_namespaced_secret(
-                name, namespace, _preload_content=False, _request_timeout=self._timeout),
+                name, namespace, _preload_content=False, _request_timeout=self._timeout
+            ),
             "Deployment": lambda: self.apps.read_namespaced_deployment(
-                name, namespace, _preload_content=False, _request_timeout=self._timeout),
+                name, namespace, _preload_content=False, _request_timeout=self._timeout
+            ),
             "StatefulSet": lambda: self.apps.read_namespaced_stateful_set(
-                name, namespace, _preload_content=False, _request_timeout=self._timeout),
-        }[kind]  # fmt: skip
+                name, namespace, _preload_content=False, _request_timeout=self._timeout
+            ),
+        }[kind]
         try:
             with _errors(self.context):
-                return json.loads(read().data)
+                return _json(read())
         except KubeApiError as exc:
             if exc.status == 404:
                 return None
@@ -124,9 +141,13 @@ class KubeApi:
     def list(self, kind: str, namespace: str, selector: str) -> tuple[list[dict[str, Any]], str]:
         """(items, the list's resourceVersion to watch from)."""
         with _errors(self.context):
-            resp = self._list_fn(kind)(namespace, label_selector=selector or None,
-                                       _preload_content=False, _request_timeout=self._timeout)
-            data = json.loads(resp.data)  # fmt: skip
+            resp = self._list_fn(kind)(
+                namespace,
+                label_selector=selector or None,
+                _preload_content=False,
+                _request_timeout=self._timeout,
+            )
+            data = _json(resp)
         return list(data.get("items") or []), str(data["metadata"].get("resourceVersion", ""))
 
     def watch(
@@ -138,11 +159,15 @@ class KubeApi:
 
         with _errors(self.context):
             resp = self._list_fn(kind)(
-                namespace, label_selector=selector or None, watch=True,
-                resource_version=resource_version, allow_watch_bookmarks=True,
-                timeout_seconds=timeout_s, _preload_content=False,
+                namespace,
+                label_selector=selector or None,
+                watch=True,
+                resource_version=resource_version,
+                allow_watch_bookmarks=True,
+                timeout_seconds=timeout_s,
+                _preload_content=False,
                 _request_timeout=(10, timeout_s + 15),
-            )  # fmt: skip
+            )
             try:
                 for line in iter_resp_lines(resp):
                     if line.strip():
@@ -164,10 +189,12 @@ class KubeApi:
         try:
             with _errors(self.context):
                 self._resource(obj).server_side_apply(
-                    body=obj, namespace=obj["metadata"].get("namespace"),
-                    field_manager=FIELD_MANAGER, force_conflicts=True,
+                    body=obj,
+                    namespace=obj["metadata"].get("namespace"),
+                    field_manager=FIELD_MANAGER,
+                    force_conflicts=True,
                     _request_timeout=self._timeout,
-                )  # fmt: skip
+                )
         except DynamicApiError as exc:
             raise KubeApiError(exc.status, str(exc.reason), exc.summary()) from None
 
@@ -176,8 +203,11 @@ class KubeApi:
 
         try:
             with _errors(self.context):
-                self._resource(obj).create(body=obj, namespace=obj["metadata"].get("namespace"),
-                                           _request_timeout=self._timeout)  # fmt: skip
+                self._resource(obj).create(
+                    body=obj,
+                    namespace=obj["metadata"].get("namespace"),
+                    _request_timeout=self._timeout,
+                )
         except DynamicApiError as exc:
             raise KubeApiError(exc.status, str(exc.reason), exc.summary()) from None
 
@@ -185,11 +215,17 @@ class KubeApi:
         """Delete exactly this pod (uid precondition); ``grace_s=0``: at once, no SIGTERM."""
         from kubernetes import client
 
-        body = client.V1DeleteOptions(grace_period_seconds=grace_s,
-                                      preconditions=client.V1Preconditions(uid=uid))  # fmt: skip
+        body = client.V1DeleteOptions(
+            grace_period_seconds=grace_s, preconditions=client.V1Preconditions(uid=uid)
+        )
         with _errors(self.context):
-            self.core.delete_namespaced_pod(name, namespace, grace_period_seconds=grace_s,
-                                            body=body, _request_timeout=self._timeout)  # fmt: skip
+            self.core.delete_namespaced_pod(
+                name,
+                namespace,
+                grace_period_seconds=grace_s,
+                body=body,
+                _request_timeout=self._timeout,
+            )
 
     def evict_pod(self, namespace: str, name: str, *, uid: str) -> None:
         """policy/v1 Eviction: honours PodDisruptionBudgets (429 when one refuses)."""
@@ -200,8 +236,9 @@ class KubeApi:
             delete_options=client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid)),
         )
         with _errors(self.context):
-            self.core.create_namespaced_pod_eviction(name, namespace, body,
-                                                     _request_timeout=self._timeout)  # fmt: skip
+            self.core.create_namespaced_pod_eviction(
+                name, namespace, body, _request_timeout=self._timeout
+            )
 
     def scale(self, kind: str, namespace: str, name: str, replicas: int) -> None:
         patch = {
@@ -209,28 +246,34 @@ class KubeApi:
             "StatefulSet": self.apps.patch_namespaced_stateful_set_scale,
         }[kind]
         with _errors(self.context):
-            patch(name, namespace, {"spec": {"replicas": replicas}},
-                  _request_timeout=self._timeout)  # fmt: skip
+            patch(name, namespace, {"spec": {"replicas": replicas}}, _request_timeout=self._timeout)
 
     def exec(
         self, namespace: str, pod: str, container: str, command: list[str], timeout_s: float
-    ) -> tuple[int | None, str]:
-        """Run ``command`` in a container; (exit code or None if unknown, stdout+stderr)."""
+    ) -> tuple[int | None, str, str]:
+        """Run ``command`` in a container: (exit code, None if unknown; stdout; stderr)."""
         from kubernetes.stream import stream
 
         with self._exec_lock, _errors(self.context):
             ws = stream(
-                self._exec_core.connect_get_namespaced_pod_exec, pod, namespace,
-                command=command, container=container, stdin=False, stdout=True, stderr=True,
-                tty=False, _preload_content=False,
-            )  # fmt: skip
+                self._exec_core.connect_get_namespaced_pod_exec,
+                pod,
+                namespace,
+                command=command,
+                container=container,
+                stdin=False,
+                stdout=True,
+                stderr=True,
+                tty=False,
+                _preload_content=False,
+            )
             try:
                 ws.run_forever(timeout=timeout_s)
-                output = ws.read_stdout(timeout=1) + ws.read_stderr(timeout=1)
+                stdout, stderr = ws.read_stdout(timeout=1), ws.read_stderr(timeout=1)
                 code = ws.returncode
             finally:
                 ws.close()
-        return code, output
+        return code, stdout, stderr
 
     def delete_namespace(self, name: str) -> None:
         with _errors(self.context):

@@ -40,8 +40,18 @@ from harness.topology import COMPONENTS
 SERVICES = ("postgres", "redis")
 KNOWN_COMPONENTS = (*SERVICES, *COMPONENTS)
 COMPONENT_LABEL = "component"
-STATES = ("created", "scheduled", "started", "ready", "not_ready", "exited", "terminating",
-          "deleted", "endpoint_added", "endpoint_removed")  # fmt: skip
+STATES = (
+    "created",
+    "scheduled",
+    "started",
+    "ready",
+    "not_ready",
+    "exited",
+    "terminating",
+    "deleted",
+    "endpoint_added",
+    "endpoint_removed",
+)
 _ORDINAL = re.compile(r"-(\d+)$")
 
 
@@ -120,8 +130,9 @@ def pod_view(pod: Mapping[str, Any]) -> PodView | None:
     if component is None:
         return None
     meta, spec, status = pod.get("metadata") or {}, pod.get("spec") or {}, pod.get("status") or {}
-    owner = next((o.get("kind") for o in meta.get("ownerReferences") or []
-                  if o.get("controller")), None)  # fmt: skip
+    owner = next(
+        (o.get("kind") for o in meta.get("ownerReferences") or [] if o.get("controller")), None
+    )
     return PodView(
         uid=meta["uid"],
         name=meta.get("name", "?"),
@@ -134,9 +145,11 @@ def pod_view(pod: Mapping[str, Any]) -> PodView | None:
         terminating=bool(meta.get("deletionTimestamp")),
         grace_s=meta.get("deletionGracePeriodSeconds"),
         containers=tuple(
-            sorted((_container(c) for c in status.get("containerStatuses") or []),
-                   key=lambda c: c.name)
-        ),  # fmt: skip
+            sorted(
+                (_container(c) for c in status.get("containerStatuses") or []),
+                key=lambda c: c.name,
+            )
+        ),
     )
 
 
@@ -156,8 +169,9 @@ def _container_events(prev: ContainerView | None, cur: ContainerView) -> list[di
         if prev is None or prev.state != "running" or prev.started_at != cur.started_at:
             if restarted and prev is not None and prev.state == "running":
                 out.append(exited(cur.last_exit_code, cur.last_reason))  # missed its end
-            out.append({"state": "started", "container": cur.name,
-                        "restart_count": cur.restart_count})  # fmt: skip
+            out.append(
+                {"state": "started", "container": cur.name, "restart_count": cur.restart_count}
+            )
     elif cur.state == "terminated":
         if prev is None or prev.state != "terminated" or prev.finished_at != cur.finished_at:
             out.append(exited(cur.exit_code, cur.reason))
@@ -172,6 +186,7 @@ class _Member:
     component: str
     slot: int
     incarnation: int
+    pod: str
 
 
 class LifecycleTracker:
@@ -197,17 +212,18 @@ class LifecycleTracker:
             names += [replica_name(c, s) for s in sorted(slots)]
         return names
 
-    def _slot_of(self, replica: str) -> tuple[str, int] | None:
+    def slot_of(self, replica: str) -> tuple[str, int] | None:
+        """(component, slot) of a replica name, or None."""
         for c in KNOWN_COMPONENTS:
             if replica == c:
                 return c, 0
-            if replica.startswith(f"{c}-") and replica[len(c) + 1:].isdigit():
-                return c, int(replica[len(c) + 1:])
+            if replica.startswith(f"{c}-") and replica[len(c) + 1 :].isdigit():
+                return c, int(replica[len(c) + 1 :])
         return None
 
     def holder(self, replica: str) -> str | None:
         """uid of the live pod holding ``replica``'s slot now."""
-        slot = self._slot_of(replica)
+        slot = self.slot_of(replica)
         return None if slot is None else self._holders.get(slot[0], {}).get(slot[1])
 
     def pod_for(self, replica: str) -> dict[str, Any] | None:
@@ -215,7 +231,7 @@ class LifecycleTracker:
         return self._pods.get(uid) if uid else None
 
     def incarnation(self, replica: str) -> int:
-        slot = self._slot_of(replica)
+        slot = self.slot_of(replica)
         return self._incarnations.get(slot, 0) if slot else 0
 
     def is_ready(self, replica: str) -> bool:
@@ -223,13 +239,23 @@ class LifecycleTracker:
         view = self._views.get(uid) if uid else None
         return bool(view and view.ready and not view.gone)
 
-    def is_known(self, replica: str) -> bool:
-        return replica in self.replica_names()
+    def resolve(self, name: str) -> str | None:
+        """The replica called ``name``, or the replica of the live pod called ``name`` (the
+        ledger names pods: ``HA_BENCH_REPLICA`` is the pod name); None if neither."""
+        if name in self.replica_names():
+            return name
+        for uid, view in sorted(self._views.items(), key=lambda item: item[1].gone):
+            if view.name == name:
+                return self._members[uid].replica
+        return None
 
     def live_pods(self, component: str | None = None) -> list[dict[str, Any]]:
         """Pod objects not yet deleted (terminating ones included), by name."""
-        pods = [self._pods[u] for u, v in self._views.items()
-                if component is None or v.component == component]  # fmt: skip
+        pods = [
+            self._pods[u]
+            for u, v in self._views.items()
+            if component is None or v.component == component
+        ]
         return sorted(pods, key=lambda p: p["metadata"]["name"])
 
     def is_alive(self, uid: str) -> bool:
@@ -251,20 +277,66 @@ class LifecycleTracker:
             holders[slot] = view.uid
         key = (view.component, slot)
         self._incarnations[key] = self._incarnations.get(key, 0) + 1
-        member = _Member(replica_name(view.component, slot), view.component, slot,
-                         self._incarnations[key])  # fmt: skip
+        member = _Member(
+            replica_name(view.component, slot),
+            view.component,
+            slot,
+            self._incarnations[key],
+            view.name,
+        )
         self._members[view.uid] = member
         return member
 
-    def _release(self, member: _Member, uid: str) -> None:
+    def _release(self, member: _Member, uid: str) -> list[dict[str, Any]]:
+        """Free the pod's slot. A freed expected slot is taken over by a pod beyond the
+        expected count (a rolling update's surge pod), so no expected slot stays empty."""
         holders = self._holders.get(member.component, {})
-        if holders.get(member.slot) == uid:
-            del holders[member.slot]
+        if holders.get(member.slot) != uid:
+            return []
+        del holders[member.slot]
+        limit = self.expected.get(member.component, 0)
+        overflow = sorted(
+            s
+            for s, u in holders.items()
+            if s >= limit and self._views[u].owner_kind != "StatefulSet"
+        )
+        if member.slot >= limit or not overflow:
+            return []
+        moved = holders.pop(overflow[0])
+        holders[member.slot] = moved
+        view, was = self._views[moved], self._members[moved]
+        key = (member.component, member.slot)
+        self._incarnations[key] = self._incarnations.get(key, 0) + 1
+        now = _Member(
+            member.replica, member.component, member.slot, self._incarnations[key], view.name
+        )
+        self._members[moved] = now
+        out = [self._event(now, view, "created", node=view.node, detail=f"was {was.replica}")]
+        if view.scheduled:
+            out.append(self._event(now, view, "scheduled", node=view.node))
+        for c in view.containers:
+            if c.state == "running":
+                out.append(
+                    self._event(
+                        now, view, "started", container=c.name, restart_count=c.restart_count
+                    )
+                )
+        if view.ready:
+            out.append(self._event(now, view, "ready"))
+        if moved in self._announced:
+            out.append(self._event(now, view, "endpoint_added"))
+        return out
 
     def _event(self, member: _Member, view: PodView, state: str, **fields: Any) -> dict[str, Any]:
-        return {"replica": member.replica, "component": member.component, "state": state,
-                "pod": view.name, "uid": view.uid, "incarnation": member.incarnation,
-                **fields}  # fmt: skip
+        return {
+            "replica": member.replica,
+            "component": member.component,
+            "state": state,
+            "pod": view.name,
+            "uid": view.uid,
+            "incarnation": member.incarnation,
+            **fields,
+        }
 
     def pod_event(self, kind: str, pod: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Lifecycle events implied by one pod watch event (``ADDED``/``MODIFIED``/``DELETED``)."""
@@ -272,10 +344,8 @@ class LifecycleTracker:
         if view is None:
             return []
         prev = self._views.get(view.uid)
-        if kind == "DELETED" and prev is None and view.uid not in self._members:
-            return []  # created and deleted between two looks: never tracked
         if kind == "DELETED" and prev is None:
-            return []  # already reported gone
+            return []  # never seen alive, or already reported gone
         out: list[dict[str, Any]] = []
         member = self._members.get(view.uid)
         if member is None:
@@ -293,18 +363,17 @@ class LifecycleTracker:
             out.append(self._event(member, view, "ready" if view.ready else "not_ready"))
         if view.terminating and not (prev and prev.terminating):
             out.append(self._event(member, view, "terminating", grace_s=view.grace_s))
-        if view.gone:
-            self._release(member, view.uid)
         if kind == "DELETED":
             if view.ready:
                 out.append(self._event(member, view, "not_ready", detail="pod deleted"))
             out.append(self._event(member, view, "deleted"))
-            self._release(member, view.uid)
             self._views.pop(view.uid, None)
             self._pods.pop(view.uid, None)
         else:
             self._views[view.uid] = view
             self._pods[view.uid] = dict(pod)
+        if view.gone or kind == "DELETED":
+            out += self._release(member, view.uid)
         return out + self._reconcile_endpoints()
 
     def resync_pods(self, pods: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -315,7 +384,12 @@ class LifecycleTracker:
         seen = {(p.get("metadata") or {}).get("uid") for p in listed}
         for uid in sorted(set(self._views) - seen, key=lambda u: self._views[u].name):
             out += self.pod_event("DELETED", self._pods[uid])
-        for pod in sorted(listed, key=lambda p: p["metadata"]["name"]):
+        # oldest first, so a fresh list gives the longest-running pods the lowest slots
+        order = sorted(
+            listed,
+            key=lambda p: (p["metadata"].get("creationTimestamp") or "", p["metadata"]["name"]),
+        )
+        for pod in order:
             uid = pod["metadata"]["uid"]
             out += self.pod_event("MODIFIED" if uid in self._views else "ADDED", pod)
         return out
@@ -327,46 +401,53 @@ class LifecycleTracker:
         if kind == "DELETED":
             self._slices.pop(name, None)
         else:
-            ready = set()
-            for endpoint in endpoint_slice.get("endpoints") or []:
-                ref = endpoint.get("targetRef") or {}
-                # the API says an unknown ready condition is to be read as ready
-                if ref.get("kind") == "Pod" and ref.get("uid") and \
-                        (endpoint.get("conditions") or {}).get("ready") is not False:
-                    ready.add(ref["uid"])  # fmt: skip
-            self._slices[name] = frozenset(ready)
+            self._slices[name] = _ready_pods(endpoint_slice)
         return self._reconcile_endpoints()
 
     def resync_slices(self, slices: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-        listed = list(slices)
-        self._slices = {}
-        for endpoint_slice in listed:
-            self._slices[endpoint_slice["metadata"]["name"]] = frozenset()
-        out: list[dict[str, Any]] = []
-        for endpoint_slice in listed:
-            out += self.slice_event("MODIFIED", endpoint_slice)
-        return out + self._reconcile_endpoints()
+        """A fresh LIST of the Service's EndpointSlices replaces what was known."""
+        self._slices = {s["metadata"]["name"]: _ready_pods(s) for s in slices}
+        return self._reconcile_endpoints()
 
     def _reconcile_endpoints(self) -> list[dict[str, Any]]:
         """endpoint_added/removed for changes of the ready set; an endpoint of a pod not
         seen yet waits until the pod is (the two watches race)."""
         current = set().union(*self._slices.values()) if self._slices else set()
-        changes = [(uid, "endpoint_added") for uid in current - self._announced
-                   if uid in self._members]  # fmt: skip
+        changes = [
+            (uid, "endpoint_added") for uid in current - self._announced if uid in self._members
+        ]
         changes += [(uid, "endpoint_removed") for uid in self._announced - current]
         out = []
-        for uid, state in sorted(changes, key=lambda c: (self._members[c[0]].replica, c[0])):
+        changes.sort(key=lambda c: (self._members[c[0]].replica, c[1] == "endpoint_added", c[0]))
+        for uid, state in changes:
             member = self._members[uid]
             if state == "endpoint_added":
                 self._announced.add(uid)
             else:
                 self._announced.discard(uid)
-            view = self._views.get(uid)
-            pod = view.name if view else None
-            out.append({"replica": member.replica, "component": member.component,
-                        "state": state, "pod": pod, "uid": uid,
-                        "incarnation": member.incarnation})  # fmt: skip
+            out.append(
+                {
+                    "replica": member.replica,
+                    "component": member.component,
+                    "state": state,
+                    "pod": member.pod,
+                    "uid": uid,
+                    "incarnation": member.incarnation,
+                }
+            )
         return out
+
+
+def _ready_pods(endpoint_slice: Mapping[str, Any]) -> frozenset[str]:
+    """uids of the pods behind the slice's ready endpoints (unknown readiness counts as
+    ready, as the API says)."""
+    ready = set()
+    for endpoint in endpoint_slice.get("endpoints") or []:
+        ref = endpoint.get("targetRef") or {}
+        conditions = endpoint.get("conditions") or {}
+        if ref.get("kind") == "Pod" and ref.get("uid") and conditions.get("ready") is not False:
+            ready.add(ref["uid"])
+    return frozenset(ready)
 
 
 def expected_replicas(workloads: Iterable[Mapping[str, Any]]) -> dict[str, int]:
@@ -428,9 +509,11 @@ class WatchedState:
                 self._changed.wait(min(left, 0.5))
             return True
 
-    def require_replica(self, replica: str) -> None:
-        """A HarnessError (no event) for a name that is no replica of this cluster."""
-        names = self.read(lambda t: t.replica_names())
-        if replica not in names:
-            raise HarnessError(f"no replica named {replica!r}",
-                               fix=f"use one of: {', '.join(names)}")  # fmt: skip
+    def require_replica(self, name: str) -> str:
+        """The replica ``name`` means (a replica or a live pod name); a HarnessError (no
+        event) for a name that is neither."""
+        replica = self.read(lambda t: t.resolve(name))
+        if replica is None:
+            names = self.read(lambda t: t.replica_names())
+            raise HarnessError(f"no replica named {name!r}", fix=f"use one of: {', '.join(names)}")
+        return replica

@@ -18,12 +18,25 @@ from harness.errors import HarnessError
 
 DEFAULT_ALLOWED_CONTEXTS = ("kind-*",)
 ALLOWED_CONTEXTS_ENV = "HA_BENCH_ALLOWED_CONTEXTS"
-CLUSTER_SCOPED_KINDS = frozenset({
-    "Namespace", "Node", "PersistentVolume", "StorageClass", "ClusterRole",
-    "ClusterRoleBinding", "CustomResourceDefinition", "PriorityClass", "RuntimeClass",
-    "IngressClass", "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration",
-    "APIService", "CSIDriver", "VolumeAttachment",
-})  # fmt: skip
+CLUSTER_SCOPED_KINDS = frozenset(
+    {
+        "Namespace",
+        "Node",
+        "PersistentVolume",
+        "StorageClass",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "CustomResourceDefinition",
+        "PriorityClass",
+        "RuntimeClass",
+        "IngressClass",
+        "ValidatingWebhookConfiguration",
+        "MutatingWebhookConfiguration",
+        "APIService",
+        "CSIDriver",
+        "VolumeAttachment",
+    }
+)
 
 
 def allowed_contexts(
@@ -168,7 +181,7 @@ class ApiAdapter(Protocol):
     def scale(self, kind: str, namespace: str, name: str, replicas: int) -> None: ...
     def exec(
         self, namespace: str, pod: str, container: str, command: list[str], timeout_s: float
-    ) -> tuple[int | None, str]: ...
+    ) -> tuple[int | None, str, str]: ...
     def delete_namespace(self, name: str) -> None: ...
 
 
@@ -208,9 +221,14 @@ class GuardedApi:
         return self.api.list(kind, self.namespace, self._selector(labels, scoped))
 
     def watch(
-        self, kind: str, resource_version: str, *, timeout_s: int,
-        labels: Mapping[str, str] | None = None, scoped: bool = True,
-    ) -> Iterator[tuple[str, dict[str, Any]]]:  # fmt: skip
+        self,
+        kind: str,
+        resource_version: str,
+        *,
+        timeout_s: int,
+        labels: Mapping[str, str] | None = None,
+        scoped: bool = True,
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
         return self.api.watch(
             kind, self.namespace, self._selector(labels, scoped), resource_version, timeout_s
         )
@@ -228,7 +246,8 @@ class GuardedApi:
 
     def exec_in_pod(
         self, pod: Mapping[str, Any], container: str, command: list[str], *, timeout_s: float
-    ) -> tuple[int | None, str]:
+    ) -> tuple[int | None, str, str]:
+        """(exit code or None, stdout, stderr) of ``command`` in one of the pod's containers."""
         self.scope.require_pod(pod)
         return self.api.exec(self.namespace, _meta(pod)["name"], container, command, timeout_s)
 

@@ -1,0 +1,628 @@
+"""The ``kubernetes`` platform: the same Cluster interface as ``local``, on a kube context.
+
+Two modes:
+
+``owned``     the harness owns namespace ``ha-bench``: it renders the manifests
+              (``kubectl kustomize``), patches them from the Topology, creates the
+              ``airflow-secrets`` Secret, server-side applies everything (field manager
+              ``ha-bench``) and deletes the namespace in :meth:`stop` (unless kept).
+``existing``  an official Helm chart release: pods selected by namespace and labels
+              (default ``release=<name>``); nothing is applied or deleted, only the
+              selected pods are faulted.
+
+Either way the context must be on the allow-list (checked in the constructor, before
+any API client exists), a pod watch and an EndpointSlice watch feed
+:class:`~harness.platform.kubernetes.events.LifecycleTracker` and its ``lifecycle``
+events go to :attr:`bus`, and everything probed is on loopback: the kind NodePort
+(``127.0.0.1:30080``) or ``kubectl port-forward`` children. Use it as a context manager.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from harness import __version__
+from harness.errors import HarnessError
+from harness.events import EventBus
+from harness.netguard import require_loopback
+from harness.platform.kubernetes import safety
+from harness.platform.kubernetes.api import KubeApi, KubeApiError
+from harness.platform.kubernetes.events import (
+    COMPONENT_LABEL,
+    KNOWN_COMPONENTS,
+    SERVICES,
+    LifecycleTracker,
+    WatchedState,
+    expected_replicas,
+)
+from harness.platform.kubernetes.manifests import (
+    DEFAULT_OVERLAY,
+    NAMESPACE,
+    PART_OF,
+    RELEASE,
+    SECRET,
+    WORKLOAD_KINDS,
+    Prepared,
+    new_secret,
+    prepare_manifests,
+    render,
+)
+from harness.platform.kubernetes.nemesis import KubernetesNemesis, running_containers
+from harness.platform.kubernetes.portforward import PortForward, kubectl_base, port_open
+from harness.platform.kubernetes.safety import GuardedApi, Scope
+from harness.topology import COMPONENTS, Topology
+
+log = logging.getLogger(__name__)
+
+MODES = ("owned", "existing")
+LB_MODES = ("auto", "nodeport", "port-forward")
+KIND_NODEPORT = 30080
+API_PORT = 8080
+LEDGER_IN_POD = "/var/lib/ha-bench/ledger.jsonl"
+WATCH_TIMEOUT_S = 5
+_BAD_WAITING = (
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "InvalidImageName",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+)
+
+
+class BringUpError(HarnessError):
+    """The cluster did not become ready."""
+
+
+def workload_ready(workload: Mapping[str, Any]) -> bool:
+    """A Deployment/StatefulSet has observed its spec and all its replicas are updated and ready."""
+    meta, spec, status = (workload.get(k) or {} for k in ("metadata", "spec", "status"))
+    if int(status.get("observedGeneration", 0)) < int(meta.get("generation", 0)):
+        return False
+    want = int(spec.get("replicas", 1))
+    if want == 0:
+        return int(status.get("replicas", 0)) == 0
+    ready, updated = int(status.get("readyReplicas", 0)), int(status.get("updatedReplicas", 0))
+    return ready >= want and updated >= want
+
+
+def bring_up_problem(pods: Iterable[Mapping[str, Any]], crash_restarts: int = 5) -> str | None:
+    """A reason no waiting will help (bad image, config error, crash loop), or None."""
+    for pod in pods:
+        name = pod["metadata"]["name"]
+        for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+            waiting = (cs.get("state") or {}).get("waiting") or {}
+            reason = waiting.get("reason")
+            if reason in _BAD_WAITING or (
+                reason == "CrashLoopBackOff" and int(cs.get("restartCount", 0)) >= crash_restarts
+            ):
+                message = (waiting.get("message") or "").strip().splitlines()[:1]
+                return f"pod {name} container {cs.get('name')}: {reason}" + (
+                    f" ({message[0][:200]})" if message else ""
+                )
+    return None
+
+
+def _template_component(workload: Mapping[str, Any]) -> str | None:
+    template = (workload.get("spec") or {}).get("template") or {}
+    return ((template.get("metadata") or {}).get("labels") or {}).get(COMPONENT_LABEL)
+
+
+class KubernetesCluster:
+    """A cluster under test on Kubernetes; ``with KubernetesCluster(topology, ...) as c:``."""
+
+    platform = "kubernetes"
+
+    def __init__(
+        self,
+        topology: Topology | None = None,
+        *,
+        context: str | None = None,
+        namespace: str = NAMESPACE,
+        mode: str = "owned",
+        release: str = RELEASE,
+        selector: str | None = None,
+        allowed_contexts: Sequence[str] = (),
+        kubeconfig: str | None = None,
+        overlay: Path = DEFAULT_OVERLAY,
+        manifests: list[dict[str, Any]] | None = None,
+        lb: str = "auto",
+        lb_url: str | None = None,
+        api_service: str | None = None,
+        api_port: int = API_PORT,
+        ledger_dir: Path | None = None,
+        ledger_path: str = LEDGER_IN_POD,
+        keep_namespace: bool = False,
+        forward_api_servers: bool = True,
+        ready_timeout_s: float | None = None,
+        bus: EventBus | None = None,
+        log: Callable[[str], None] | None = None,
+        api: safety.ApiAdapter | None = None,
+    ) -> None:
+        if mode not in MODES:
+            raise HarnessError(f"unknown mode {mode!r}", fix="use owned or existing")
+        if lb not in LB_MODES:
+            raise HarnessError(f"unknown lb {lb!r}", fix=f"use one of: {', '.join(LB_MODES)}")
+        self.allowed = safety.allowed_contexts(allowed_contexts)
+        # the allow-list, before anything can talk to the cluster
+        self.context = safety.require_allowed_context(
+            context or safety.current_context(kubeconfig), self.allowed
+        )
+        self.topology = topology or Topology()
+        self.bus = bus or EventBus()
+        self._say = log or (lambda msg: None)
+        self.mode = mode
+        self.owned = mode == "owned"
+        self.namespace = namespace
+        self.release = release
+        if self.owned:
+            self.scope = Scope(namespace, dict(PART_OF))
+        else:
+            labels = safety.parse_selector(selector) if selector else {"release": release}
+            self.scope = Scope(namespace, labels)
+        self.kubeconfig = kubeconfig
+        self.overlay = Path(overlay)
+        self._manifests = manifests
+        self._lb_mode = lb
+        if lb == "auto":
+            use_nodeport = self.owned and self.context.startswith("kind-")
+            self._lb_mode = "nodeport" if use_nodeport else "port-forward"
+        self._lb_url = require_loopback(lb_url) if lb_url else None
+        self.api_service = api_service or (
+            "airflow-api-server" if self.owned else f"{release}-api-server"
+        )
+        self.api_port = api_port
+        self.ledger_dir = Path(ledger_dir) if ledger_dir else None
+        self.ledger_path = ledger_path
+        self.keep_namespace = keep_namespace
+        self.forward_api_servers = forward_api_servers
+        self.ready_timeout_s = ready_timeout_s or (
+            max(self.topology.startup_timeout_s, 600.0)
+            if self.owned
+            else self.topology.startup_timeout_s
+        )
+        self._api_arg = api
+        self.api: GuardedApi | None = None
+        self.state = WatchedState(LifecycleTracker(), emit=self._emit_lifecycle)
+        self.workloads: dict[str, tuple[str, str]] = {}
+        self.prepared: Prepared | None = None
+        self.server_version: str | None = None
+        self.timings: dict[str, float] = {}
+        self._observed: dict[str, int] = {}
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._forwards: dict[str, PortForward] = {}
+        self._lb_forward: PortForward | None = None
+        self._ledger_marks: list[tuple[float, dict[str, int]]] = []  # (wall time, node sizes)
+        self._nemesis: KubernetesNemesis | None = None
+        self._applied = False
+        self._started = False
+        self._stopped = False
+
+    def _emit_lifecycle(self, event: dict[str, Any]) -> None:
+        self.bus.emit("lifecycle", **event)
+
+    # -- the Cluster protocol ------------------------------------------------------------
+    @property
+    def lb_url(self) -> str:
+        if self._lb_url:
+            return self._lb_url
+        if self._lb_mode == "nodeport":
+            return f"http://127.0.0.1:{KIND_NODEPORT}"
+        if self._lb_forward is None:
+            raise RuntimeError("cluster not started")
+        return self._lb_forward.url
+
+    @property
+    def api_server_urls(self) -> dict[str, str]:
+        """Each api-server replica via its own port-forward (re-pointed when it is replaced)."""
+        return {name: fw.url for name, fw in self._forwards.items()}
+
+    def replica_names(self, component: str | None = None) -> list[str]:
+        return self.state.read(lambda t: t.replica_names(component))
+
+    def is_ready(self, replica: str) -> bool:
+        """Is the replica (or the live pod of that name) ready now?"""
+        return self.state.read(lambda t: t.is_ready(t.resolve(replica) or replica))
+
+    @property
+    def nemesis(self) -> KubernetesNemesis:
+        if self.api is None:
+            raise RuntimeError("cluster not started")
+        if self._nemesis is None:
+            self._nemesis = KubernetesNemesis(
+                self.api, self.state, self.bus, workloads=self.workloads
+            )
+        return self._nemesis
+
+    def metadata(self) -> dict[str, Any]:
+        names = self.replica_names()
+        components = {n: (self.state.read(lambda t, n=n: t.slot_of(n)) or ("?",))[0] for n in names}
+        return {
+            "platform": self.platform,
+            "mode": self.mode,
+            "context": self.context,
+            "namespace": self.namespace,
+            "selector": self.scope.selector,
+            "server_version": self.server_version,
+            "airflow_version": self.topology.airflow_version,
+            "topology": self.topology.model_dump(),
+            "topology_applied": self.owned,
+            "observed_replicas": dict(self._observed),
+            "airflow_config_overrides": dict(self.topology.airflow_config),
+            "harness_version": __version__,
+            "replicas": components,
+            "workloads": {c: f"{k}/{n}" for c, (k, n) in self.workloads.items()},
+            "images": dict(self.prepared.images) if self.prepared else {},
+            "lb": {"url": self._lb_url_or_none(), "via": self._lb_via()},
+            "api_server_urls": self.api_server_urls,
+            "ledger": (
+                f"host file {self.ledger_file}"
+                if self.ledger_file
+                else f"exec in worker pods: {self.ledger_path}"
+            ),
+            "timings": dict(self.timings),
+        }
+
+    def _lb_url_or_none(self) -> str | None:
+        try:
+            return self.lb_url
+        except RuntimeError:
+            return None
+
+    def _lb_via(self) -> str:
+        if self._lb_url:
+            return "given URL"
+        if self._lb_mode == "nodeport":
+            return f"kind NodePort {KIND_NODEPORT} (kube-proxy: the Service's load balancing)"
+        return f"kubectl port-forward svc/{self.api_service} (pins one pod: not load-balanced)"
+
+    # -- the ledger ----------------------------------------------------------------------
+    @property
+    def ledger_file(self) -> Path | None:
+        """The node's ledger as a host file (kind extraMounts), if there is one."""
+        return self.ledger_dir / "ledger.jsonl" if self.ledger_dir else None
+
+    def _ledger_pods(self) -> dict[str, dict[str, Any]]:
+        """One running worker pod per node (the ledger is a hostPath file per node)."""
+        pods: dict[str, dict[str, Any]] = {}
+        for pod in self.state.read(lambda t: t.live_pods("worker")):
+            node = (pod.get("spec") or {}).get("nodeName")
+            alive = not pod["metadata"].get("deletionTimestamp") and running_containers(pod)
+            if node and alive and node not in pods:
+                pods[node] = pod
+        return pods
+
+    def _exec_sh(self, pod: dict[str, Any], script: str) -> str:
+        assert self.api is not None
+        containers = running_containers(pod)
+        container = "worker" if "worker" in containers else containers[0]
+        code, stdout, stderr = self.api.exec_in_pod(
+            pod, container, ["sh", "-c", script], timeout_s=60
+        )
+        if code != 0:
+            raise HarnessError(
+                f"reading the ledger in {pod['metadata']['name']} failed (exit {code}): "
+                f"{stderr.strip()[-200:]}",
+                fix="the worker image needs /bin/sh, wc and tail; the context RBAC pods/exec",
+            )
+        return stdout
+
+    def ledger_mark(self) -> int:
+        if self.ledger_file is not None:
+            return self.ledger_file.stat().st_size if self.ledger_file.exists() else 0
+        path = shlex.quote(self.ledger_path)
+        sizes = {}
+        for node, pod in self._ledger_pods().items():
+            out = self._exec_sh(pod, f"if [ -f {path} ]; then wc -c < {path}; else echo 0; fi")
+            sizes[node] = int(out.strip() or 0)
+        self._ledger_marks.append((time.time(), sizes))
+        return len(self._ledger_marks) - 1
+
+    def ledger_since(self, mark: int) -> list[dict[str, Any]]:
+        from harness.workload import parse_ledger
+
+        if self.ledger_file is not None:
+            if not self.ledger_file.exists():
+                return []
+            with open(self.ledger_file, "rb") as f:
+                f.seek(mark)
+                return parse_ledger(f.read(), source=str(self.ledger_file))
+        marked_at, base = self._ledger_marks[mark]
+        path = shlex.quote(self.ledger_path)
+        rows: list[dict[str, Any]] = []
+        for node, pod in sorted(self._ledger_pods().items()):
+            start = base.get(node, 0) + 1
+            out = self._exec_sh(pod, f"if [ -f {path} ]; then tail -c +{start} {path}; fi")
+            new = parse_ledger(out.encode(), source=f"{node}:{self.ledger_path}")
+            if node not in base:  # no worker there at the mark: keep only later rows
+                new = [r for r in new if float(r.get("t_wall") or 0.0) >= marked_at]
+            rows += new
+        return sorted(rows, key=lambda r: float(r.get("t_wall") or 0.0))
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def __enter__(self) -> KubernetesCluster:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self, progress: Callable[[dict[str, bool]], None] | None = None) -> None:
+        """Apply (owned) or adopt (existing), watch, wait until ready, open the URLs."""
+        if self._started:
+            raise RuntimeError("cluster already started")
+        self._started = True
+        t0 = time.monotonic()
+        raw = self._api_arg or KubeApi(
+            self.context, kubeconfig=self.kubeconfig, allowed=self.allowed
+        )
+        self.api = GuardedApi(raw, self.scope, owned=self.owned)
+        self.server_version = self.api.server_version()
+        self._say(
+            f"kube context {self.context} ({self.server_version}), namespace {self.namespace}"
+        )
+        if self.owned:
+            self._apply()
+        else:
+            self._adopt()
+        self.timings["applied_s"] = time.monotonic() - t0
+        self._watch("Pod", None, True, self.state.pod_event, self.state.resync_pods)
+        self._watch(
+            "EndpointSlice",
+            {"kubernetes.io/service-name": self.api_service},
+            False,
+            self.state.slice_event,
+            self.state.resync_slices,
+        )
+        self._wait_ready(progress)
+        self.timings["ready_s"] = time.monotonic() - t0
+        self._open_urls()
+        self.timings["urls_s"] = time.monotonic() - t0
+        self.bus.emit("marker", name="cluster_ready", detail=dict(self.timings))
+
+    def _apply(self) -> None:
+        assert self.api is not None
+        existing = self.api.get("Namespace")
+        if existing is not None:
+            if not self.scope.matches(existing):
+                raise HarnessError(
+                    f"namespace {self.namespace!r} exists and is not labelled as owned by "
+                    f"ha-bench ({self.scope.selector})",
+                    fix="pass another namespace for owned mode, or use mode 'existing' to "
+                    "test what runs there without changing it",
+                )
+            if existing["metadata"].get("deletionTimestamp"):
+                self._say(f"waiting for namespace {self.namespace} to finish terminating")
+                self._wait_namespace_gone(180.0)
+        docs = self._manifests if self._manifests is not None else render(self.overlay)
+        self.prepared = prepare_manifests(docs, self.topology, namespace=self.namespace)
+        self.workloads = dict(self.prepared.workloads)
+        expected = {c: self.topology.replicas(c) for c in COMPONENTS}
+        expected.update({s: 1 for s in SERVICES if s in self.workloads})
+        self.state.read(lambda t: t.expected.update(expected))
+        objects = self.prepared.objects
+        for obj in objects:
+            if obj["kind"] == "Namespace":
+                self.api.apply(obj)
+        self._applied = True  # from here on, stop() removes what was made
+        if self.api.get("Secret", SECRET) is None:
+            self.api.create(new_secret(self.namespace))
+        for obj in objects:
+            if obj["kind"] != "Namespace":
+                self._apply_one(obj)
+        self._say(f"applied {len(objects)} objects to namespace {self.namespace}")
+
+    def _apply_one(self, obj: dict[str, Any]) -> None:
+        assert self.api is not None
+        where = f"{obj['kind']} {obj['metadata']['name']}"
+        try:
+            self.api.apply(obj)
+        except KubeApiError as exc:
+            kubectl = f"kubectl --context {self.context} -n {self.namespace}"
+            if obj["kind"] == "Job" and exc.status == 422:
+                raise HarnessError(
+                    f"{where} exists with another pod template (immutable): {exc.message}",
+                    fix=f"`{kubectl} delete job {obj['metadata']['name']}`, then retry",
+                ) from None
+            raise HarnessError(
+                f"applying {where} failed: {exc}",
+                fix="check the manifests and the context's permissions in namespace "
+                f"{self.namespace}",
+            ) from None
+
+    def _adopt(self) -> None:
+        assert self.api is not None
+        if self.api.get("Namespace") is None:
+            raise HarnessError(
+                f"namespace {self.namespace!r} not found in context {self.context}",
+                fix="pass the namespace of the Helm release",
+            )
+        workloads = [w for kind in WORKLOAD_KINDS for w in self.api.list(kind)[0]]
+        workloads = [w for w in workloads if _template_component(w) in KNOWN_COMPONENTS]
+        if not workloads:
+            raise HarnessError(
+                f"no Airflow workloads with {self.scope.selector} in namespace {self.namespace}",
+                fix="pass the Helm release name (release=<name>) or a --selector that matches",
+            )
+        for w in workloads:
+            component = _template_component(w)
+            assert component is not None
+            self.workloads.setdefault(component, (w["kind"], w["metadata"]["name"]))
+        self._observed = expected_replicas(workloads)
+        self.state.read(lambda t: t.expected.update(self._observed))
+        wanted = {c: self.topology.replicas(c) for c in COMPONENTS}
+        differs = {c: n for c, n in self._observed.items() if c in wanted and wanted[c] != n}
+        if differs:
+            self._say(f"existing release differs from the topology: {differs} (recorded as is)")
+
+    def _watch(
+        self,
+        kind: str,
+        labels: dict[str, str] | None,
+        scoped: bool,
+        on_event: Callable[[str, dict[str, Any]], Any],
+        on_list: Callable[[list[dict[str, Any]]], Any],
+    ) -> None:
+        thread = threading.Thread(
+            target=self._watch_loop,
+            args=(kind, labels, scoped, on_event, on_list),
+            name=f"watch-{kind}",
+            daemon=True,
+        )
+        self._threads.append(thread)
+        thread.start()
+
+    def _watch_loop(
+        self,
+        kind: str,
+        labels: dict[str, str] | None,
+        scoped: bool,
+        on_event: Callable[[str, dict[str, Any]], Any],
+        on_list: Callable[[list[dict[str, Any]]], Any],
+    ) -> None:
+        """LIST, then WATCH from its resourceVersion; on expiry (410) or error, LIST again."""
+        assert self.api is not None
+        version: str | None = None
+        failures = 0
+        while not self._stopping.is_set():
+            try:
+                if version is None:
+                    items, version = self.api.list(kind, labels, scoped=scoped)
+                    on_list(items)
+                stream = self.api.watch(
+                    kind, version, timeout_s=WATCH_TIMEOUT_S, labels=labels, scoped=scoped
+                )
+                for event_type, obj in stream:
+                    if self._stopping.is_set():
+                        return
+                    if event_type == "ERROR":
+                        version = None  # 410 Gone or worse: list again
+                        break
+                    version = obj.get("metadata", {}).get("resourceVersion", version)
+                    if event_type != "BOOKMARK":
+                        on_event(event_type, obj)
+                failures = 0
+            except (KubeApiError, OSError, ValueError) as exc:
+                failures += 1
+                version = None
+                if failures in (1, 10, 100):
+                    log.warning("watch of %s failed (%d times): %s", kind, failures, exc)
+                self._stopping.wait(min(5.0, 0.5 * failures))
+
+    def _wait_ready(self, progress: Callable[[dict[str, bool]], None] | None) -> None:
+        assert self.api is not None
+        deadline = time.monotonic() + self.ready_timeout_s
+        hint = f"kubectl --context {self.context} -n {self.namespace} describe pods"
+        while True:
+            workloads = [w for kind in WORKLOAD_KINDS for w in self.api.list(kind)[0]]
+            workloads = [w for w in workloads if _template_component(w) in KNOWN_COMPONENTS]
+            pending = [w["metadata"]["name"] for w in workloads if not workload_ready(w)]
+            replicas = self.state.read(lambda t: {n: t.is_ready(n) for n in t.replica_names()})
+            if progress:
+                progress(replicas)
+            if workloads and not pending and all(replicas.values()):
+                return
+            problem = bring_up_problem(self.state.read(lambda t: t.live_pods()))
+            if problem:
+                raise BringUpError(problem, fix=f"see `{hint}` and the pod logs")
+            if time.monotonic() >= deadline:
+                slow = pending or [n for n, ok in replicas.items() if not ok] or ["(none found)"]
+                raise BringUpError(
+                    f"not ready after {self.ready_timeout_s:.0f}s: {', '.join(slow)}",
+                    fix=f"see `{hint}`",
+                )
+            time.sleep(1.0)
+
+    def _open_urls(self) -> None:
+        if self._lb_url is None and self._lb_mode == "nodeport":
+            deadline = time.monotonic() + 30
+            while not port_open(KIND_NODEPORT):
+                if time.monotonic() >= deadline:
+                    raise HarnessError(
+                        f"the api-server Service is not reachable on 127.0.0.1:{KIND_NODEPORT}",
+                        fix="create the kind cluster from manifests/kind/cluster.yaml "
+                        "(extraPortMappings) or use lb='port-forward'",
+                    )
+                time.sleep(0.5)
+        elif self._lb_url is None:
+            base = kubectl_base(self.context, self.namespace, self.kubeconfig)
+            self._lb_forward = PortForward(base, self.api_port)
+            if not self._lb_forward.start(f"svc/{self.api_service}"):
+                raise HarnessError(
+                    f"kubectl port-forward svc/{self.api_service} failed: "
+                    f"{self._lb_forward.output_tail()}",
+                    fix="check the Service name (api_service) and the context",
+                )
+        if not self.forward_api_servers:
+            return
+        base = kubectl_base(self.context, self.namespace, self.kubeconfig)
+        for name in self.replica_names("api-server"):
+            forward = PortForward(base, self.api_port)
+            self._forwards[name] = forward
+            pod = self.state.read(lambda t, name=name: t.pod_for(name))
+            if pod is not None:
+                forward.start(f"pod/{pod['metadata']['name']}")
+        thread = threading.Thread(target=self._forward_loop, name="port-forwards", daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _forward_loop(self) -> None:
+        """Keep every forward pointed at the live pod of its replica (best effort)."""
+        while not self._stopping.wait(0.5):
+            for name, forward in self._forwards.items():
+                pod = self.state.read(lambda t, name=name: t.pod_for(name))
+                want = None
+                if pod is not None and running_containers(pod):
+                    want = f"pod/{pod['metadata']['name']}"
+                if want is None and forward.target is not None:
+                    forward.stop()
+                elif want is not None and (want != forward.target or not forward.alive()):
+                    forward.start(want, wait_s=0)
+                if self._stopping.is_set():
+                    return
+            lb = self._lb_forward
+            if lb is not None and not lb.alive() and not self._stopping.is_set():
+                lb.start(f"svc/{self.api_service}", wait_s=0)
+
+    def _wait_namespace_gone(self, timeout_s: float) -> bool:
+        assert self.api is not None
+        deadline = time.monotonic() + timeout_s
+        while self.api.get("Namespace") is not None:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(2.0)
+        return True
+
+    def stop(self) -> None:
+        """Stop watches and port-forwards; owned: delete the namespace (unless kept)."""
+        if self._stopped or not self._started:
+            self._stopped = True
+            return
+        self._stopped = True
+        self._stopping.set()
+        for thread in self._threads:
+            if thread.name == "port-forwards":
+                thread.join(timeout=15)
+        for forward in [*self._forwards.values(), self._lb_forward]:
+            if forward is not None:
+                forward.close()
+        if self.owned and self._applied and not self.keep_namespace and self.api is not None:
+            try:
+                self.api.delete_namespace()
+                if not self._wait_namespace_gone(180.0):
+                    self._say(f"namespace {self.namespace} still terminating after 180 s")
+            except (KubeApiError, HarnessError) as exc:
+                self._say(f"could not delete namespace {self.namespace}: {exc}")
+        for thread in self._threads:
+            thread.join(timeout=WATCH_TIMEOUT_S + 20)
+        self.bus.emit("marker", name="cluster_stopped")

@@ -1,0 +1,121 @@
+"""A local kind cluster for the ``kubernetes`` platform: ``kind_up`` / ``kind_down``.
+
+The cluster config (``manifests/kind/cluster.yaml``) maps the node's ledger directory
+``/var/lib/ha-bench`` to a host directory (placeholder ``__HA_BENCH_LEDGER_DIR__``), so the
+harness reads the side-effect ledger as a plain file. The kube context of cluster
+``<name>`` is ``kind-<name>``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from harness.errors import HarnessError
+from harness.platform.kubernetes.manifests import REPO_ROOT
+
+DEFAULT_NAME = "ha-bench"
+DEFAULT_CONFIG = REPO_ROOT / "manifests" / "kind" / "cluster.yaml"
+LEDGER_PLACEHOLDER = "__HA_BENCH_LEDGER_DIR__"
+INSTALL_KIND = "install kind (https://kind.sigs.k8s.io/docs/user/quick-start/#installation)"
+
+
+def context_name(name: str = DEFAULT_NAME) -> str:
+    return f"kind-{name}"
+
+
+def require_kind() -> str:
+    """Path of ``kind``, after checking that a Docker engine answers; else a HarnessError."""
+    kind = shutil.which("kind")
+    if kind is None:
+        raise HarnessError("kind not found on PATH", fix=f"{INSTALL_KIND} or use --platform local")
+    docker = shutil.which("docker")
+    if docker is None:
+        raise HarnessError(
+            "docker not found on PATH (kind runs its nodes as Docker containers)",
+            fix="install and start Docker, or use --platform local",
+        )
+    try:
+        info = subprocess.run(
+            [docker, "info", "--format", "{{.ServerVersion}}"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        info = None
+    if info is None or info.returncode != 0:
+        raise HarnessError(
+            "Docker engine not reachable", fix="start Docker or use --platform local"
+        )
+    return kind
+
+
+def render_kind_config(text: str, ledger_dir: Path) -> str:
+    """The kind config with the ledger host directory filled in."""
+    if LEDGER_PLACEHOLDER not in text:
+        raise HarnessError(
+            f"the kind config has no {LEDGER_PLACEHOLDER} placeholder",
+            fix="map /var/lib/ha-bench with extraMounts hostPath: " + LEDGER_PLACEHOLDER,
+        )
+    return text.replace(LEDGER_PLACEHOLDER, str(Path(ledger_dir).resolve()))
+
+
+def _run(command: list[str], what: str, timeout_s: float) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, check=False)
+    if result.returncode != 0:
+        last = (result.stderr.strip().splitlines() or ["?"])[-1]
+        raise HarnessError(f"{what} failed: {last}", fix=f"run `{' '.join(command)}` to see why")
+    return result
+
+
+def kind_clusters(kind: str | None = None) -> list[str]:
+    kind = kind or require_kind()
+    out = _run([kind, "get", "clusters"], "kind get clusters", 60).stdout
+    return [line.strip() for line in out.splitlines() if line.strip()]
+
+
+def kind_up(
+    name: str = DEFAULT_NAME,
+    config: Path = DEFAULT_CONFIG,
+    *,
+    ledger_dir: Path,
+    wait_s: int = 180,
+) -> str:
+    """Create kind cluster ``name`` (reused if it exists); returns its kube context.
+
+    ``ledger_dir`` is created world-writable: the Airflow containers (uid 50000) write
+    the ledger into it through the node's hostPath.
+    """
+    kind = require_kind()
+    if name in kind_clusters(kind):
+        return context_name(name)
+    if not Path(config).is_file():
+        raise HarnessError(
+            f"kind config {config} not found", fix="run from the repository checkout"
+        )
+    ledger = Path(ledger_dir).resolve()
+    ledger.mkdir(parents=True, exist_ok=True)
+    ledger.chmod(0o777)
+    rendered = render_kind_config(Path(config).read_text(), ledger)
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="kind-") as f:
+        f.write(rendered)
+        f.flush()
+        _run(
+            [kind, "create", "cluster", "--name", name, "--config", f.name, "--wait", f"{wait_s}s"],
+            f"kind create cluster {name}",
+            wait_s + 300,
+        )
+    return context_name(name)
+
+
+def kind_down(name: str = DEFAULT_NAME) -> bool:
+    """Delete kind cluster ``name``; False if there was none."""
+    kind = require_kind()
+    if name not in kind_clusters(kind):
+        return False
+    _run([kind, "delete", "cluster", "--name", name], f"kind delete cluster {name}", 300)
+    return True

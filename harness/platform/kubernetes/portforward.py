@@ -1,0 +1,102 @@
+"""``kubectl port-forward`` children: loopback URLs for Services and pods.
+
+Each forward is a child process in its own session, on 127.0.0.1 only, stopped with its
+whole process group. Note: a port-forward to a Service pins one pod behind it (kubectl
+resolves the Service once) — it is not a load balancer; use the kind NodePort for that.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+from harness.child import stop_child
+from harness.errors import HarnessError
+from harness.platform.local.process import free_port
+
+
+def kubectl_base(context: str, namespace: str, kubeconfig: str | None = None) -> list[str]:
+    binary = shutil.which("kubectl")
+    if binary is None:
+        raise HarnessError(
+            "kubectl not found on PATH",
+            fix="install kubectl (https://kubernetes.io/docs/tasks/tools/)",
+        )
+    return [
+        binary,
+        *(["--kubeconfig", kubeconfig] if kubeconfig else []),
+        "--context",
+        context,
+        "--namespace",
+        namespace,
+    ]
+
+
+def port_forward_command(
+    base: list[str], target: str, local_port: int, remote_port: int
+) -> list[str]:
+    return [*base, "port-forward", "--address", "127.0.0.1", target, f"{local_port}:{remote_port}"]
+
+
+def port_open(port: int, timeout_s: float = 0.5) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+class PortForward:
+    """One ``kubectl port-forward`` to ``target`` (``svc/x``, ``pod/y``) on a fixed local port."""
+
+    def __init__(self, base: list[str], remote_port: int, local_port: int | None = None) -> None:
+        self.base = base
+        self.remote_port = remote_port
+        self.local_port = local_port or free_port()
+        self.target: str | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.local_port}"
+
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self, target: str, *, wait_s: float = 10.0) -> bool:
+        """(Re)start forwarding to ``target``; True once the local port accepts connections."""
+        self.stop()
+        self.target = target
+        self._proc = subprocess.Popen(
+            port_forward_command(self.base, target, self.local_port, self.remote_port),
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=self._log,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                return False
+            if port_open(self.local_port, 0.2):
+                return True
+            time.sleep(0.1)
+        return False
+
+    def output_tail(self, chars: int = 300) -> str:
+        self._log.seek(0)
+        return self._log.read().decode(errors="replace")[-chars:].strip()
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            stop_child(self._proc, 3.0)
+            self._proc = None
+        self.target = None
+
+    def close(self) -> None:
+        self.stop()
+        self._log.close()
