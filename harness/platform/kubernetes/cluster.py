@@ -144,6 +144,20 @@ class KubernetesCluster:
         log: Callable[[str], None] | None = None,
         api: safety.ApiAdapter | None = None,
     ) -> None:
+        """Check the context against the allow-list (kind-*, $HA_BENCH_ALLOWED_CONTEXTS,
+        ``allowed_contexts``); nothing talks to the cluster before :meth:`start`.
+
+        ``context``: kube context (default: the kubeconfig's current one). ``mode``:
+        ``owned`` (apply ``overlay``, or the given rendered ``manifests``, into
+        ``namespace``) or ``existing`` (pods of ``namespace`` matching ``selector``,
+        default ``release=<release>``). ``lb``: ``auto`` (kind + owned: the NodePort
+        127.0.0.1:30080, else a port-forward to ``api_service``), ``nodeport``,
+        ``port-forward``; ``lb_url`` overrides it (loopback only). ``ledger_dir``: the host
+        directory kind maps to the node's /var/lib/ha-bench (else the ledger is read by
+        exec in worker pods). ``keep_namespace``: owned, leave it in :meth:`stop`.
+        ``forward_api_servers``: a port-forward per api-server replica. ``api``: an
+        adapter to use instead of :class:`KubeApi` (tests).
+        """
         if mode not in MODES:
             raise HarnessError(f"unknown mode {mode!r}", fix="use owned or existing")
         if lb not in LB_MODES:
@@ -403,7 +417,12 @@ class KubernetesCluster:
                 )
             if existing["metadata"].get("deletionTimestamp"):
                 self._say(f"waiting for namespace {self.namespace} to finish terminating")
-                self._wait_namespace_gone(180.0)
+                if not self._wait_namespace_gone(180.0):
+                    raise HarnessError(
+                        f"namespace {self.namespace!r} is still terminating after 180 s",
+                        fix=f"wait, or see `kubectl --context {self.context} get namespace "
+                        f"{self.namespace} -o yaml` (finalizers)",
+                    )
         docs = self._manifests if self._manifests is not None else render(self.overlay)
         self.prepared = prepare_manifests(docs, self.topology, namespace=self.namespace)
         self.workloads = dict(self.prepared.workloads)
@@ -413,20 +432,23 @@ class KubernetesCluster:
         objects = self.prepared.objects
         for obj in objects:
             if obj["kind"] == "Namespace":
-                self.api.apply(obj)
+                self._apply_one(obj)
         self._applied = True  # from here on, stop() removes what was made
         if self.api.get("Secret", SECRET) is None:
-            self.api.create(new_secret(self.namespace))
+            self._apply_one(new_secret(self.namespace), create=True)
         for obj in objects:
             if obj["kind"] != "Namespace":
                 self._apply_one(obj)
         self._say(f"applied {len(objects)} objects to namespace {self.namespace}")
 
-    def _apply_one(self, obj: dict[str, Any]) -> None:
+    def _apply_one(self, obj: dict[str, Any], *, create: bool = False) -> None:
         assert self.api is not None
         where = f"{obj['kind']} {obj['metadata']['name']}"
         try:
-            self.api.apply(obj)
+            if create:
+                self.api.create(obj)
+            else:
+                self.api.apply(obj)
         except KubeApiError as exc:
             kubectl = f"kubectl --context {self.context} -n {self.namespace}"
             if obj["kind"] == "Job" and exc.status == 422:
@@ -524,7 +546,11 @@ class KubernetesCluster:
         deadline = time.monotonic() + self.ready_timeout_s
         hint = f"kubectl --context {self.context} -n {self.namespace} describe pods"
         while True:
-            workloads = [w for kind in WORKLOAD_KINDS for w in self.api.list(kind)[0]]
+            try:
+                workloads = [w for kind in WORKLOAD_KINDS for w in self.api.list(kind)[0]]
+            except KubeApiError as exc:  # a hiccup of the API server: ask again
+                log.warning("listing workloads failed: %s", exc)
+                workloads = []
             workloads = [w for w in workloads if _template_component(w) in KNOWN_COMPONENTS]
             pending = [w["metadata"]["name"] for w in workloads if not workload_ready(w)]
             replicas = self.state.read(lambda t: {n: t.is_ready(n) for n in t.replica_names()})
