@@ -1,8 +1,8 @@
 """pytest experiments/: the fault catalogue as tests.
 
-Options: --profile smoke|full, --repeat N, --platform local|kubernetes,
---airflow-version X, --results DIR. An SLO miss fails the test with the measured figure in
-the message; its results are written first.
+Options: --profile smoke|full, --repeat N, --platform local|kubernetes (with
+--kube-context / --allow-context), --airflow-version X, --results DIR, --seed N. An SLO
+miss fails the test with the measured figure in the message; its results are written first.
 """
 
 from __future__ import annotations
@@ -26,6 +26,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--airflow-version", default=None, help="Airflow version under test")
     group.addoption("--results", type=Path, default=ROOT / "results", help="results root")
     group.addoption("--seed", type=int, default=0, help="seed for fault timing")
+    group.addoption(
+        "--kube-context",
+        default=None,
+        help="kubernetes: the context to use (default: the current one)",
+    )
+    group.addoption("--allow-context", action="append", default=[],
+                    help="kubernetes: also allow this context (glob) besides kind-*")  # fmt: skip
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -57,6 +64,8 @@ def cluster_pool(request: pytest.FixtureRequest, run_dir: Path):
             platform=request.config.getoption("--platform"),
             airflow_version=request.config.getoption("--airflow-version"),
             logs_root=run_dir / "logs",
+            kube_context=request.config.getoption("--kube-context"),
+            allowed_contexts=tuple(request.config.getoption("--allow-context")),
         ) as pool,
     ):
         yield pool

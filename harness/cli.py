@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="allow a non-loopback URL (only a server you own)")  # fmt: skip
     sub.add_parser("list", help="list experiments and their parameters")
 
-    run = sub.add_parser("run", help="run one experiment on a fresh local cluster")
+    run = sub.add_parser("run", help="run one experiment on a fresh cluster")
     run.add_argument("experiment", metavar="EXPERIMENT")
     run.add_argument("--api-servers", type=int, help="api-server replicas")
     run.add_argument("--schedulers", type=int, help="scheduler replicas")
@@ -63,6 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0, help="seed for the fault timing")
     run.add_argument("--airflow-version", help="Airflow version under test")
     run.add_argument("--out", type=Path, required=True, metavar="DIR")
+    run.add_argument("--platform", choices=("local", "kubernetes"), default="local")
+    run.add_argument("--kube-context", help="kubernetes: context (default: the current one)")
+    run.add_argument("--allow-context", action="append", default=[], metavar="GLOB",
+                     help="kubernetes: also allow this context besides kind-*")  # fmt: skip
+
+    kind = sub.add_parser("kind", help="create or delete the reference kind cluster")
+    kind.add_argument("action", choices=("up", "down"))
+    kind.add_argument("--name", default="ha-bench", help="kind cluster name (context kind-NAME)")
 
     report = sub.add_parser(
         "report", help="write report.md, a self-contained report.html and figures/ for a run"
@@ -131,8 +139,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.out.exists() and any(args.out.iterdir()):
         raise HarnessError(f"{args.out} is not empty", fix="pass a new --out directory")
     with unwind_on_termination(), ClusterPool(
-        airflow_version=args.airflow_version, logs_root=args.out / "logs",
-        log=lambda m: print(m, file=sys.stderr),
+        platform=args.platform, airflow_version=args.airflow_version,
+        logs_root=args.out / "logs", log=lambda m: print(m, file=sys.stderr),
+        kube_context=args.kube_context, allowed_contexts=tuple(args.allow_context),
     ) as pool:  # fmt: skip
         summary = run_in_pool(pool, experiment, args.out, repeat=args.repeat, seed=args.seed)
     report = write_run_report(args.out)
@@ -144,6 +153,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"summary: {args.out / 'summary.json'}  report: {report}")
     misses = failed_verdicts(summary)
     return 1 if misses else 0
+
+
+def cmd_kind(args: argparse.Namespace) -> int:
+    from harness.platform.kubernetes.kind import default_ledger_dir, kind_down, kind_up
+
+    if args.action == "up":
+        context = kind_up(args.name, ledger_dir=default_ledger_dir(args.name))
+        print(f"kind cluster {args.name} is up: context {context}")
+        print(f"run: pytest experiments/ --platform kubernetes --kube-context {context}")
+    else:
+        gone = kind_down(args.name)
+        print(f"kind cluster {args.name} " + ("deleted" if gone else "did not exist"))
+    return 0
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -281,6 +303,7 @@ COMMANDS = {
     "probe": cmd_probe,
     "list": cmd_list,
     "run": cmd_run,
+    "kind": cmd_kind,
     "report": cmd_report,
     "compare": cmd_compare,
     "runs": cmd_runs,

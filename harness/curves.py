@@ -206,7 +206,7 @@ def recovery_curve(
     marks = {
         "fault": 0.0 if len(faults) else None,
         "replacement_ready": first("ready"),
-        "back_in_lb": first("in_lb"),
+        "back_in_lb": first("in_lb") if first("in_lb") is not None else first("endpoint_added"),
         "recovered": float(recovered) if recovered else None,
     }
     if len(obs_all):

@@ -55,6 +55,14 @@ LIFECYCLE_STATES = (
     "stopped",
     "in_lb",
     "out_of_lb",
+    # the kubernetes platform's pod watch adds these
+    "created",
+    "scheduled",
+    "started",
+    "terminating",
+    "deleted",
+    "endpoint_added",
+    "endpoint_removed",
 )
 
 

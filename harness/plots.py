@@ -68,6 +68,7 @@ STATE_STYLE = {
     "ready": ("^", "#2ca02c", -0.36, "ready"),
     "out_of_lb": ("s", "#aec7e8", -0.24, "out of LB"),
     "in_lb": ("s", "#1f77b4", -0.24, "back in LB (in_lb)"),
+    "endpoint_added": ("s", "#1f77b4", -0.24, "back in the Service (endpoint_added)"),
     "stopped": ("D", "#000000", 0.0, "stopped"),
 }
 MARKS = {  # key moment -> (colour, line style, legend label)

@@ -23,14 +23,31 @@ def new_run_id() -> str:
 class ClusterPool(contextlib.AbstractContextManager):
     """One running cluster at a time, started for a topology and reused while it matches."""
 
-    def __init__(self, platform: str = "local", airflow_version: str | None = None,
-                 logs_root: Path | None = None, log=None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        platform: str = "local",
+        airflow_version: str | None = None,
+        logs_root: Path | None = None,
+        log=None,
+        *,
+        kube_context: str | None = None,
+        allowed_contexts: tuple[str, ...] = (),
+    ) -> None:
         if platform not in PLATFORMS:
             raise HarnessError(f"unknown platform {platform!r}", fix="use local or kubernetes")
         if platform == "kubernetes":
-            raise HarnessError(
-                "the kubernetes platform is not implemented yet",
-                fix="use --platform local (issue: Kubernetes platform)",
+            from harness.platform.kubernetes.safety import (
+                allowed_contexts as allowed,
+            )
+            from harness.platform.kubernetes.safety import (
+                current_context,
+                require_allowed_context,
+            )
+
+            # refused here, before any cluster object (let alone a mutating call) exists
+            self.allowed = allowed(allowed_contexts)
+            self.kube_context = require_allowed_context(
+                kube_context or current_context(), self.allowed
             )
         self.platform = platform
         self.airflow_version = airflow_version
@@ -46,16 +63,32 @@ class ClusterPool(contextlib.AbstractContextManager):
             changes["airflow_version"] = self.airflow_version
         return Topology().with_overrides(**changes)
 
-    def get(self, experiment: Experiment):
+    def _new_cluster(self, topology: Topology, logs: Path | None):
+        if self.platform == "kubernetes":
+            from harness.platform.kubernetes.cluster import KubernetesCluster
+            from harness.platform.kubernetes.kind import default_ledger_dir, kind_name_of
+
+            kind = kind_name_of(self.kube_context)
+            return KubernetesCluster(
+                topology,
+                context=self.kube_context,
+                allowed_contexts=tuple(self.allowed),
+                ledger_dir=default_ledger_dir(kind) if kind else None,
+                log=self.log,
+            )
         from harness.platform.local.cluster import LocalCluster
 
+        return LocalCluster(topology, logs_dir=logs, log=self.log)
+
+    def get(self, experiment: Experiment):
+        """The running cluster for ``experiment``'s topology (started on first use)."""
         topology = self.topology_for(experiment)
         if self._cluster is not None and topology == self._topology:
             return self._cluster
         self.close()
         self._count += 1
         logs = self.logs_root / f"cluster-{self._count}-logs" if self.logs_root else None
-        cluster = LocalCluster(topology, logs_dir=logs, log=self.log)
+        cluster = self._new_cluster(topology, logs)
         try:
             cluster.start()
         except BaseException:

@@ -29,6 +29,20 @@ def test_list_names_experiments_and_parameters():
         (["run", "api-server-kill", "--set", "nope=1", "--out", "x"], "no parameter 'nope'"),
         (["run", "api-server-kill", "--set", "novalue", "--out", "x"], "KEY=VALUE"),
         (["up", "--topology", "/nonexistent.yaml"], "not found"),
+        (["run", "api-server-kill", "--set", "Bad.Key=1", "--out", "x"], "section.key"),
+        (
+            [
+                "run",
+                "api-server-kill",
+                "--platform",
+                "kubernetes",
+                "--kube-context",
+                "prod",
+                "--out",
+                "x",
+            ],
+            "context 'prod' is not allowed",
+        ),
     ],
 )
 def test_bad_input_is_a_one_line_error_with_a_fix(args, expected, capsys):
@@ -62,3 +76,18 @@ def test_negative_duration_is_refused():
     out = _run("probe", "--url", "http://127.0.0.1:1/", "--duration", "-1", "--out", "d")
     assert out.returncode == 2
     assert "must be > 0" in out.stderr
+
+
+def test_kind_without_the_kind_binary_names_the_fix(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PATH", str(tmp_path))  # neither kind nor docker
+    assert main(["kind", "up"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "kind not found" in err and "fix:" in err and "--platform local" in err
+
+
+def test_a_refused_context_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["run", "scheduler-kill", "--platform", "kubernetes", "--kube-context",
+                 "prod-eu", "--out", str(out)]) == 2  # fmt: skip
+    assert not out.exists()
+    assert "--allow-context prod-eu" in capsys.readouterr().err

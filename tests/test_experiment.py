@@ -219,5 +219,5 @@ def test_dotted_parameters_are_airflow_config_overrides():
     assert config["scheduler.scheduler_heartbeat_sec"] == "2"
     assert config["scheduler.task_queued_timeout"] == "60"  # the experiment's own stays
     assert exp.fault.hold_s == 5.0
-    with pytest.raises(HarnessError, match="section.key"):
+    with pytest.raises(HarnessError, match=r"section\.key"):
         build("scheduler-kill", {"Not.Valid": "1"})

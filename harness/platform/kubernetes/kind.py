@@ -8,6 +8,7 @@ harness reads the side-effect ledger as a plain file. The kube context of cluste
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
@@ -24,6 +25,17 @@ INSTALL_KIND = "install kind (https://kind.sigs.k8s.io/docs/user/quick-start/#in
 
 def context_name(name: str = DEFAULT_NAME) -> str:
     return f"kind-{name}"
+
+
+def default_ledger_dir(name: str = DEFAULT_NAME) -> Path:
+    """Where ``kind up`` maps the node's ledger directory (and the harness reads it)."""
+    cache = os.environ.get("HA_BENCH_CACHE") or Path.home() / ".cache" / "airflow-ha-bench"
+    return Path(cache) / "kind" / name / "ledger"
+
+
+def kind_name_of(context: str) -> str | None:
+    """The kind cluster behind a ``kind-<name>`` context, else None."""
+    return context[len("kind-") :] if context.startswith("kind-") else None
 
 
 def require_kind() -> str:
