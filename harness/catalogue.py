@@ -48,11 +48,11 @@ def _topology(p: dict[str, Any]) -> dict[str, Any]:
 
 def api_server_kill(p: dict[str, Any]) -> Experiment:
     n = p["api_servers"]
-    if n == 1:
+    if n == 1 or p.get("all_replicas"):
         hypotheses = (
             Hypothesis("downtime_s", ">", 0.0,
-                       "the only api-server dies: clients see an outage until the "
-                       "replacement starts"),
+                       "no api-server is left: clients see an outage until the first "
+                       "replacement is ready"),
             Hypothesis("failed_tasks", "<=", 0,
                        "tasks survive a short api-server outage (Task SDK retries)",
                        gate=False),
