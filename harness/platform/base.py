@@ -6,8 +6,11 @@ Experiments talk only to these protocols, so the same experiment runs on ``local
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
+from harness.errors import HarnessError
 from harness.events import EventBus
 from harness.topology import Topology
 
@@ -76,3 +79,46 @@ class Nemesis(Protocol):
         ...
 
     def start_service(self, target: str) -> dict[str, Any]: ...
+
+
+_op_ids = itertools.count(1)
+
+
+def record_fault(
+    bus: EventBus, op: str, target: str, action: Callable[[], Any], **fields: Any
+) -> dict[str, Any]:
+    """Run ``action`` as fault ``op`` on ``target``, recorded Jepsen-style: ``invoke``, then
+    ``ok`` (with the action's result as ``detail``), ``fail`` (a :class:`HarnessError`: it did
+    not happen) or ``info`` (any other exception: outcome unknown). Returns the ``ok`` event."""
+    op_id = next(_op_ids)
+    bus.emit("fault", op=op, target=target, phase="invoke", op_id=op_id, **fields)
+    try:
+        detail = action()
+    except HarnessError as exc:
+        bus.emit("fault", op=op, target=target, phase="fail", op_id=op_id, detail=str(exc))
+        raise
+    except Exception as exc:
+        bus.emit("fault", op=op, target=target, phase="info", op_id=op_id, detail=repr(exc))
+        raise
+    return bus.emit("fault", op=op, target=target, phase="ok", op_id=op_id, detail=detail)
+
+
+class StartStopContext:
+    """``with cluster:`` starts it, and stops it on the way out (also after a failed start)."""
+
+    def start(self, progress: Callable[[dict[str, bool]], None] | None = None) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -31,6 +31,7 @@ from harness import __version__
 from harness.errors import HarnessError
 from harness.events import EventBus
 from harness.netguard import require_loopback
+from harness.platform.base import StartStopContext
 from harness.platform.kubernetes import safety
 from harness.platform.kubernetes.api import KubeApi, KubeApiError
 from harness.platform.kubernetes.events import (
@@ -113,7 +114,7 @@ def _template_component(workload: Mapping[str, Any]) -> str | None:
     return ((template.get("metadata") or {}).get("labels") or {}).get(COMPONENT_LABEL)
 
 
-class KubernetesCluster:
+class KubernetesCluster(StartStopContext):
     """A cluster under test on Kubernetes; ``with KubernetesCluster(topology, ...) as c:``."""
 
     platform = "kubernetes"
@@ -360,17 +361,6 @@ class KubernetesCluster:
         return sorted(rows, key=lambda r: float(r.get("t_wall") or 0.0))
 
     # -- lifecycle -----------------------------------------------------------------------
-    def __enter__(self) -> KubernetesCluster:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     def start(self, progress: Callable[[dict[str, bool]], None] | None = None) -> None:
         """Apply (owned) or adopt (existing), watch, wait until ready, open the URLs."""
         if self._started:

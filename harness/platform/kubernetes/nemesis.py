@@ -24,7 +24,6 @@ local platform's: ``fault`` events ``invoke`` then ``ok`` | ``fail`` (it did not
 
 from __future__ import annotations
 
-import itertools
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -32,11 +31,11 @@ from typing import Any
 
 from harness.errors import HarnessError
 from harness.events import EventBus
+from harness.platform.base import record_fault
 from harness.platform.kubernetes.api import KubeApiError
 from harness.platform.kubernetes.events import WatchedState
 from harness.platform.kubernetes.safety import GuardedApi
 
-_op_ids = itertools.count(1)
 INITS = ("dumb-init", "tini", "tini-static", "catatonit", "docker-init", "pause", "s6-svscan")
 # $1: STOP | CONT | CHECK. Exit 3: PID 1 is not an init (nothing signalled).
 SIGNAL_SCRIPT = (
@@ -83,27 +82,18 @@ class KubernetesNemesis:
     def _op(
         self, op: str, target: str, action: Callable[[], dict[str, Any]], **fields: Any
     ) -> dict[str, Any]:
-        op_id = next(_op_ids)
-        bus = self.bus
-        bus.emit("fault", op=op, target=target, phase="invoke", op_id=op_id, **fields)
-        try:
-            detail = action()
-        except HarnessError as exc:
-            bus.emit("fault", op=op, target=target, phase="fail", op_id=op_id, detail=str(exc))
-            raise
-        except KubeApiError as exc:
-            if exc.status is not None and 400 <= exc.status < 500:  # refused: did not happen
-                bus.emit("fault", op=op, target=target, phase="fail", op_id=op_id, detail=str(exc))
-                raise HarnessError(
-                    f"{op} {target} refused by the API: {exc}",
-                    fix="check the target and the RBAC of the context",
-                ) from None
-            bus.emit("fault", op=op, target=target, phase="info", op_id=op_id, detail=repr(exc))
-            raise
-        except Exception as exc:  # outcome unknown, Jepsen's "info"
-            bus.emit("fault", op=op, target=target, phase="info", op_id=op_id, detail=repr(exc))
-            raise
-        return bus.emit("fault", op=op, target=target, phase="ok", op_id=op_id, detail=detail)
+        def act() -> dict[str, Any]:
+            try:
+                return action()
+            except KubeApiError as exc:
+                if exc.status is not None and 400 <= exc.status < 500:  # refused: not done
+                    raise HarnessError(
+                        f"{op} {target} refused by the API: {exc}",
+                        fix="check the target and the RBAC of the context",
+                    ) from None
+                raise  # no answer: outcome unknown
+
+        return record_fault(self.bus, op, target, act, **fields)
 
     def _pod_op(
         self, op: str, target: str, act: Callable[[dict[str, Any]], dict[str, Any]], **fields: Any

@@ -32,6 +32,7 @@ from harness import __version__
 from harness.airflow_env import AirflowEnv, ensure_airflow
 from harness.errors import HarnessError
 from harness.events import EventBus
+from harness.platform.base import StartStopContext
 from harness.platform.local import checks
 from harness.platform.local.process import (
     CLUSTER_VAR,
@@ -68,7 +69,7 @@ def find_binary(name: str) -> str:
     return path
 
 
-class LocalCluster:
+class LocalCluster(StartStopContext):
     """A running reference HA cluster; ``with LocalCluster(topology) as c: ...``."""
 
     platform = "local"
@@ -164,17 +165,6 @@ class LocalCluster:
             raise HarnessError(f"no replica named {name!r}", fix=f"use one of: {known}") from None
 
     # -- lifecycle ---------------------------------------------------------------------
-    def __enter__(self) -> LocalCluster:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     def start(self, progress: Callable[[dict[str, bool]], None] | None = None) -> None:
         """Bring the cluster up and block until every replica is ready."""
         if self._started:

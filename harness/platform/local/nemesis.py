@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import itertools
 import signal
 import time
 from typing import Any
 
 from harness.errors import HarnessError
+from harness.platform.base import record_fault
 from harness.platform.local.cluster import LocalCluster
-
-_op_ids = itertools.count(1)
 
 
 class LocalNemesis:
@@ -21,19 +19,8 @@ class LocalNemesis:
 
     def _op(self, op: str, target: str, action, **fields: Any) -> dict[str, Any]:
         replica = self.cluster.replica(target)  # unknown target: a HarnessError, no event
-        op_id = next(_op_ids)
-        bus = self.cluster.bus
-        bus.emit("fault", op=op, target=target, phase="invoke", op_id=op_id,
-                 incarnation=replica.incarnation, **fields)  # fmt: skip
-        try:
-            detail = action(replica)
-        except HarnessError as exc:
-            bus.emit("fault", op=op, target=target, phase="fail", op_id=op_id, detail=str(exc))
-            raise
-        except Exception as exc:  # outcome unknown, Jepsen's "info"
-            bus.emit("fault", op=op, target=target, phase="info", op_id=op_id, detail=repr(exc))
-            raise
-        return bus.emit("fault", op=op, target=target, phase="ok", op_id=op_id, detail=detail)
+        return record_fault(self.cluster.bus, op, target, lambda: action(replica),
+                            incarnation=replica.incarnation, **fields)  # fmt: skip
 
     def kill(self, target: str) -> dict[str, Any]:
         def act(replica):
