@@ -1,4 +1,5 @@
-"""Make SIGTERM (and SIGHUP) unwind like Ctrl-C, so every ``with`` block cleans up."""
+"""Make SIGTERM (and SIGHUP) unwind like Ctrl-C, so every ``with`` block cleans up; and the
+start/stop context every long-running part of the harness uses."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import contextlib
 import signal
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 
 class Terminated(SystemExit):
@@ -32,3 +34,24 @@ def unwind_on_termination() -> Iterator[None]:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+
+
+class StartStopContext:
+    """``with thing:`` starts it, and stops it on the way out (also after a failed start)."""
+
+    def start(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -12,10 +12,10 @@ import os
 import subprocess
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from harness.child import spawn_module, stop_child
+from harness.cleanup import StartStopContext
 from harness.netguard import require_loopback
 
 CONFIG_NAME = "locust_config.json"
@@ -23,7 +23,7 @@ LOG_NAME = "locust.log"
 HISTORY_SOURCE = "locust"
 
 
-class LoadProcess:
+class LoadProcess(StartStopContext):
     """A Locust load generator in a child process (own session), stopped with the run.
 
     ``trigger_weight`` > 0 adds a user task that triggers runs of ``trigger_dag_ids``;
@@ -101,15 +101,3 @@ class LoadProcess:
                 return None
             time.sleep(0.1)
         return self._proc.returncode
-
-    def __enter__(self) -> LoadProcess:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

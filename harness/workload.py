@@ -19,11 +19,11 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import httpx
 
+from harness.cleanup import StartStopContext
 from harness.history import HistoryWriter
 from harness.netguard import require_loopback
 
@@ -71,7 +71,7 @@ class _RoundAborted(Exception):
     """The API is unreachable: skip the rest of this polling round."""
 
 
-class WorkloadDriver:
+class WorkloadDriver(StartStopContext):
     """Triggers runs of ``dag_ids`` (round-robin) every ``trigger_interval_s`` and polls them.
 
     Runs in two daemon threads of the harness (trigger, poll). ``max_triggers`` bounds the
@@ -157,18 +157,6 @@ class WorkloadDriver:
         deadline = time.monotonic() + timeout_s
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
-
-    def __enter__(self) -> WorkloadDriver:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # ---- state -----------------------------------------------------------------------------
 

@@ -101,24 +101,3 @@ def record_fault(
         bus.emit("fault", op=op, target=target, phase="info", op_id=op_id, detail=repr(exc))
         raise
     return bus.emit("fault", op=op, target=target, phase="ok", op_id=op_id, detail=detail)
-
-
-class StartStopContext:
-    """``with cluster:`` starts it, and stops it on the way out (also after a failed start)."""
-
-    def start(self, progress: Callable[[dict[str, bool]], None] | None = None) -> None:
-        raise NotImplementedError
-
-    def stop(self) -> None:
-        raise NotImplementedError
-
-    def __enter__(self):
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

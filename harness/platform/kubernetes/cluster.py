@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__
+from harness.cleanup import StartStopContext
 from harness.errors import HarnessError
 from harness.events import EventBus
 from harness.netguard import require_loopback
-from harness.platform.base import StartStopContext
 from harness.platform.kubernetes import safety
 from harness.platform.kubernetes.api import KubeApi, KubeApiError
 from harness.platform.kubernetes.events import (

@@ -30,9 +30,9 @@ from typing import Any
 
 from harness import __version__
 from harness.airflow_env import AirflowEnv, ensure_airflow
+from harness.cleanup import StartStopContext
 from harness.errors import HarnessError
 from harness.events import EventBus
-from harness.platform.base import StartStopContext
 from harness.platform.local import checks
 from harness.platform.local.process import (
     CLUSTER_VAR,
