@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="start a local HA cluster and keep it up until Ctrl-C")
     up.add_argument("--topology", type=Path, help="topology YAML file (default: reference HA)")
     up.add_argument("--airflow-version", help="override the topology's Airflow version")
+    up.add_argument("--port", type=int, help="HAProxy's port (the UI/API URL; default: a free one)")
     up.add_argument("--logs", type=Path, help="keep replica logs in this directory")
     up.add_argument("--duration", type=_positive, help="stop after SECONDS instead of Ctrl-C")
     up.add_argument("--json", action="store_true", help="print one JSON line when ready")
@@ -146,8 +147,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         summary = run_in_pool(pool, experiment, args.out, repeat=args.repeat, seed=args.seed)
     report = write_run_report(args.out)
     for r in summary["repetitions"]:
+        recovery = "never" if r["recovery_s"] is None else f"{r['recovery_s']:.3f}s"
         print(f"repetition {r['repetition']}: downtime {r['downtime_s']:.3f}s, "
-              f"recovery {r['recovery_s']}s, failed tasks {r['failed_tasks']}")  # fmt: skip
+              f"recovery {recovery}, failed tasks {r['failed_tasks']}")  # fmt: skip
     for name, v in summary["verdicts"].items():
         print(f"{name}: {v['verdict']}" + ("" if v.get("gate", True) else " (not a gate)"))
     print(f"summary: {args.out / 'summary.json'}  report: {report}")
@@ -181,6 +183,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     topology = load_topology(args.topology)
     if args.airflow_version:
         topology = topology.with_overrides(airflow_version=args.airflow_version)
+    if args.port is not None:
+        topology = topology.with_overrides(lb_port=args.port)
     started = time.monotonic()
 
     def table(state: dict[str, bool]) -> Table:

@@ -74,6 +74,12 @@ class Topology(BaseModel):
     readiness: Probe = Probe()
     liveness: Probe = Probe(period_s=10.0, timeout_s=5.0, failure_threshold=5, initial_delay_s=15)
     termination_grace_s: float = Field(10.0, ge=0)
+    lb_port: int | None = Field(
+        None,
+        ge=1024,
+        le=65535,
+        description="HAProxy's port on 127.0.0.1 (the UI/API URL); unset: a free port",
+    )
     startup_timeout_s: float = Field(180.0, gt=0)
 
     @field_validator("airflow_version")

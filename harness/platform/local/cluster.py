@@ -38,6 +38,7 @@ from harness.platform.local.process import (
     CLUSTER_VAR,
     find_processes,
     free_port,
+    port_is_free,
     tail,
 )
 from harness.platform.local.supervisor import Replica, ReplicaSpec
@@ -174,12 +175,12 @@ class LocalCluster(StartStopContext):
         binaries = {b: find_binary(b) for b in ("postgres", "initdb", "redis-server", "haproxy")}
         self.airflow = ensure_airflow(self.topology.airflow_version, log=self._say)
         self.timings["airflow_env_s"] = time.monotonic() - t0
+        self._allocate_ports()  # before anything runs: a fixed port in use is bad input
         self.data_dir = Path(tempfile.mkdtemp(prefix="ha-bench-"))
         self.data_dir.chmod(0o755)  # the postgres user must reach its data directory
         self._start_watchdog()
         self.logs_dir = Path(self._logs_dir_arg or self.data_dir / "logs")
         self.logs_dir.mkdir(parents=True, exist_ok=True)
-        self._allocate_ports()
         self._say(f"cluster {self.cluster_id} in {self.data_dir}")
 
         self._start_postgres(binaries["postgres"], binaries["initdb"])
@@ -262,7 +263,18 @@ class LocalCluster(StartStopContext):
         names += [f"triggerer-{i}" for i in range(t.triggerers)]
         names += [f"worker-{i}" for i in range(t.workers)]
         used: set[int] = set()
+        if t.lb_port is not None:
+            if not port_is_free(t.lb_port):
+                raise HarnessError(
+                    f"port {t.lb_port} (lb_port) is in use on 127.0.0.1",
+                    fix="stop what listens there, choose another port, or leave lb_port unset "
+                    "to pick a free one",
+                )
+            used.add(t.lb_port)
+            self.ports["lb"] = t.lb_port
         for name in names:
+            if name in self.ports:
+                continue
             port = free_port(exclude=used)
             used.add(port)
             self.ports[name] = port
