@@ -6,68 +6,42 @@ behaviour; the two-api-server case shares the session's reference cluster.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
-import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
+import pandas as pd
 import pytest
 
-from harness.platform.local.cluster import LocalCluster
-from harness.platform.local.process import CLUSTER_VAR, find_processes, port_is_free
+from harness.analysis import observations, outage_windows
+from harness.cli import main
+from harness.errors import HarnessError
+from harness.history import read_history
+from harness.platform.local.cluster import LocalCluster, find_binary
+from harness.platform.local.process import CLUSTER_VAR, find_processes, free_port, port_is_free
+from harness.probe import ProberProcess, ProbeTarget
 from harness.testing import SMALL
+from harness.topology import Topology
 
 pytestmark = pytest.mark.cluster
 
 
-@dataclass
-class Probe:
-    """A minimal open-loop probe of one URL, every 50 ms, for the platform tests."""
-
-    port: int
-    path: str = "/api/v2/version"
-    results: list[tuple[float, bool]] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-
-    def _one(self, sent: float) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1.0)
-        try:
-            conn.request("GET", self.path)
-            ok = conn.getresponse().status == 200
-        except (OSError, http.client.HTTPException):
-            ok = False
-        finally:
-            conn.close()
-        self.results.append((sent, ok))
-
-    def _run(self) -> None:
-        start = time.monotonic()
-        k = 0
-        while not self._stop.is_set():
-            sent = start + k * 0.05
-            threading.Thread(target=self._one, args=(sent,), daemon=True).start()
-            k += 1
-            self._stop.wait(max(0.0, start + k * 0.05 - time.monotonic()))
-
-    def __enter__(self) -> Probe:
-        threading.Thread(target=self._run, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        time.sleep(1.1)  # let in-flight probes finish
-
-    def failures_after(self, t: float) -> list[float]:
-        return sorted(s for s, ok in self.results if not ok and s >= t)
-
-    def successes_after(self, t: float) -> list[float]:
-        return sorted(s for s, ok in self.results if ok and s >= t)
+@contextlib.contextmanager
+def lb_probe(run_dir: Path, port: int) -> Iterator[Callable[[], pd.DataFrame]]:
+    """The harness's own open-loop prober on the LB (every 50 ms, 1 s timeout) in its own
+    process; yields a reader of the probe observations recorded so far."""
+    target = ProbeTarget("lb", f"http://127.0.0.1:{port}")
+    with ProberProcess([target], run_dir):
+        yield lambda: observations(read_history(run_dir), target="lb")
 
 
 def _events(cluster: LocalCluster) -> list[dict]:
@@ -89,7 +63,7 @@ def test_killing_the_only_api_server_means_downtime_until_the_replacement_is_rea
     with LocalCluster(SMALL, logs_dir=tmp_path / "logs") as cluster:
         events = _events(cluster)
         ports = dict(cluster.ports)
-        with Probe(cluster.ports["lb"]) as probe:
+        with lb_probe(tmp_path / "probe", cluster.ports["lb"]) as observed:
             time.sleep(1.0)
             fault = cluster.nemesis.kill("api-server-0")
             replica = cluster.replica("api-server-0")
@@ -98,12 +72,16 @@ def test_killing_the_only_api_server_means_downtime_until_the_replacement_is_rea
                 assert time.monotonic() < deadline, "replacement never became ready"
                 time.sleep(0.1)
             ready_at = time.monotonic()
-            while not probe.successes_after(ready_at - 5) and time.monotonic() < deadline:
-                time.sleep(0.1)
+            while time.monotonic() < deadline:
+                obs = observed()
+                if (obs.ok & (obs.t_mono >= ready_at - 5)).any():
+                    break
+                time.sleep(0.2)
             time.sleep(1.0)
+        obs = observed()
         killed_at = fault["t_mono"]
-        failures = probe.failures_after(killed_at - 0.05)
-        assert failures, "killing the only api-server must make requests through HAProxy fail"
+        failures = obs.t_mono[~obs.ok & (obs.t_mono >= killed_at - 0.05)]
+        assert len(failures), "killing the only api-server must make requests through HAProxy fail"
         restarted = next(
             e["t_mono"] for e in events
             if e.get("replica") == "api-server-0" and e.get("state") == "starting"
@@ -115,10 +93,13 @@ def test_killing_the_only_api_server_means_downtime_until_the_replacement_is_rea
             and e.get("incarnation") == 2
         )  # fmt: skip
         # nothing answers between the kill and the replacement's start
-        assert not [s for s, ok in probe.results if ok and killed_at + 0.2 < s < restarted]
-        downtime = probe.successes_after(failures[0])[0] - failures[0]
-        assert downtime > 0
-        assert probe.successes_after(failures[0])[0] > restarted
+        assert not (obs.ok & (obs.t_mono > killed_at + 0.2) & (obs.t_mono < restarted)).any()
+        # the harness's analysis sees one outage from the kill past the replacement's start
+        windows = outage_windows(read_history(tmp_path / "probe"), target="lb")
+        outage = windows[windows.end_mono > killed_at].iloc[0]
+        # its first failed probe may have been in flight at the kill: within one timeout
+        assert killed_at - 1.0 <= outage.start_mono <= failures.iloc[0]
+        assert outage.duration_s > 0 and outage.end_mono > restarted
         assert ready - killed_at > 1.0  # an api-server needs seconds to start: the floor
         # the replacement bound the same port and answers directly
         conn = http.client.HTTPConnection("127.0.0.1", ports["api-server-0"], timeout=5)
@@ -129,17 +110,18 @@ def test_killing_the_only_api_server_means_downtime_until_the_replacement_is_rea
     _assert_cleaned_up(cluster_id, ports)  # normal exit of the context
 
 
-def test_killing_one_of_two_api_servers_leaves_haproxy_serving(ha_cluster):
+def test_killing_one_of_two_api_servers_leaves_haproxy_serving(ha_cluster, tmp_path):
     cluster = ha_cluster
     events = _events(cluster)
-    with Probe(cluster.ports["lb"]) as probe:
+    with lb_probe(tmp_path / "probe", cluster.ports["lb"]) as observed:
         time.sleep(1.0)
         fault = cluster.nemesis.kill("api-server-1")
         time.sleep(4.0)
     assert fault["phase"] == "ok" and fault["detail"]["signalled"] >= 1
-    after = [ok for s, ok in probe.results if s >= fault["t_mono"]]
+    obs = observed()
+    after = obs.ok[obs.t_mono >= fault["t_mono"]]
     assert len(after) >= 60
-    failed = after.count(False)
+    failed = int((~after).sum())
     assert failed <= 1, f"{failed} of {len(after)} probes through HAProxy failed"
     out_of_lb = [e for e in events if e.get("state") == "out_of_lb"]
     assert [e["replica"] for e in out_of_lb] == ["api-server-1"], "HAProxy should take it out"
@@ -163,13 +145,17 @@ def _start_and_wait_ready(command: list[str], tmp_path) -> tuple[subprocess.Pope
             command, stdout=subprocess.PIPE, stderr=stderr, text=True, cwd=tmp_path,
             start_new_session=True,
         )  # fmt: skip
+    seen = []
     for line in proc.stdout:
         if line.startswith("{"):
             return proc, json.loads(line)
         if line.startswith("READY "):
             return proc, json.loads(line[6:])
+        seen.append(line)
     proc.wait()
-    raise AssertionError(f"never ready: {(tmp_path / 'stderr.log').read_text()[-2000:]}")
+    stdout = "".join(seen)[-3000:]
+    stderr = (tmp_path / "stderr.log").read_text()[-2000:]
+    raise AssertionError(f"never ready (exit {proc.returncode}): {stdout}\n{stderr}")
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -177,11 +163,14 @@ def test_cli_up_cleans_up_on_signal(tmp_path, sig):
     (tmp_path / "small.yaml").write_text(
         "api_servers: 1\nschedulers: 1\ndag_processors: 0\ntriggerers: 0\nworkers: 1\n"
     )
+    port = free_port()
     proc, info = _start_and_wait_ready(
-        [sys.executable, "-m", "harness.cli", "up", "--topology", "small.yaml", "--json"],
+        [sys.executable, "-m", "harness.cli", "up", "--topology", "small.yaml", "--json",
+         "--port", str(port)],
         tmp_path,
-    )
+    )  # fmt: skip
     try:
+        assert info["ports"]["lb"] == port and info["lb_url"] == f"http://127.0.0.1:{port}"
         assert find_processes(marker=(CLUSTER_VAR, info["cluster_id"]))
         proc.send_signal(sig)
         assert proc.wait(timeout=60) in (0, 130, 128 + signal.SIGTERM)
@@ -233,3 +222,45 @@ def test_watchdog_cleans_up_when_the_harness_is_killed(tmp_path):
     time.sleep(2.0)
     _assert_cleaned_up(info["cluster_id"], info["ports"])
     assert not os.path.exists(info["data_dir"])
+
+
+def test_a_replica_that_never_gets_ready_fails_bring_up_with_its_name_and_log_tail(tmp_path):
+    # an SSL certificate without a key: Airflow's api-server refuses to start, nothing else cares
+    broken = SMALL.with_overrides(airflow_config={"api.ssl_cert": "/nonexistent/cert.pem"})
+    cluster = LocalCluster(broken, logs_dir=tmp_path / "logs")
+    with pytest.raises(HarnessError) as err, cluster:
+        pass
+    message = str(err.value)
+    assert message.startswith("api-server-0 keeps exiting")
+    assert "SSL key" in message  # the last lines of the replica's log
+    assert f"fix: read {tmp_path / 'logs'}" in message and "\n" not in message
+    _assert_cleaned_up(cluster.cluster_id, cluster.ports)
+
+
+def test_a_fixed_lb_port_in_use_is_refused_before_anything_starts(capsys):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        cluster = LocalCluster(SMALL.with_overrides(lb_port=port))
+        with pytest.raises(HarnessError, match=f"port {port} \\(lb_port\\) is in use"), cluster:
+            pass
+        assert cluster.data_dir is None and cluster.replicas == {}
+        assert main(["up", "--port", str(port)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is in use" in err[0] and "fix:" in err[0]
+
+
+def test_lb_port_is_validated():
+    with pytest.raises(HarnessError, match="lb_port"):
+        Topology().with_overrides(lb_port=80)
+
+
+def test_a_missing_server_binary_names_the_package(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(HarnessError) as err:
+        find_binary("haproxy")
+    assert str(err.value) == (
+        "haproxy not found on PATH — fix: install it: `apt-get install haproxy` "
+        "(Debian/Ubuntu), or run scripts/setup.sh"
+    )
