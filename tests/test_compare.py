@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from reportdata import SMOKE_RUN, copy_run, perturb, synth_run
+from reportdata import DATA, SMOKE_RUN, copy_run, perturb, synth_run
 
 from harness.cli import main
 from harness.compare import compare_runs, setup_differences
@@ -13,6 +13,10 @@ from harness.errors import HarnessError
 from harness.stats import TOO_FEW, compare_samples, median_ci, min_p_value
 
 REGRESSED = "api-server-kill-a2-s2-w1"
+# two real runs of one setup (`ha-bench run api-server-kill --api-servers 1 --schedulers 1
+# --workers 1 --repeat 5 --seed 1`, one after the other on the 2-core machine)
+SAME_SETUP = DATA / "same-setup"
+REAL = "api-server-kill-a1-s1-w1"
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +45,24 @@ def test_same_setup_with_noise_is_not_significant(base, tmp_path, capsys):
     assert "not significant" in out
     assert "regression" not in out.replace("no significant regression", "")
     assert "result: no significant regression" in out
+
+
+def test_two_real_runs_of_the_same_setup_are_not_significant(capsys):
+    assert main(["compare", str(SAME_SETUP / "a"), str(SAME_SETUP / "b")]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith(REAL)]
+    assert [row.split()[1] for row in rows] == ["downtime_s", "recovery_s"]
+    assert all(row.endswith("not significant") and "(5)" in row for row in rows), out
+    assert "result: no significant regression" in out
+
+
+def test_plus_two_seconds_on_a_real_run_is_a_significant_regression(tmp_path, capsys):
+    new = perturb(SAME_SETUP / "b", tmp_path / "new", add={REAL: {"downtime_s": 2.0}})
+    assert main(["compare", str(SAME_SETUP / "a"), str(new)]) == 1
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith(f"{REAL}  downtime_s"))
+    assert row.endswith("regression") and "(5)" in row
+    assert f"significant regression(s): {REAL} downtime_s" in out
 
 
 def test_an_improvement_is_not_a_regression(base, tmp_path, capsys):
