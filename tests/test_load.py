@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import psutil
 import pytest
+from jsonserver import JsonHandler, serving
 
 from harness.errors import HarnessError
 from harness.history import read_history
@@ -20,50 +18,33 @@ from harness.load import LoadProcess
 from harness.netguard import is_loopback_host, require_loopback
 
 
-class _Airflowish(BaseHTTPRequestHandler):
-    def _reply(self, status: int, body: object) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
+class _Airflowish(JsonHandler):
     def do_GET(self) -> None:
-        path = self.path.split("?")[0]
+        path = self.route
         if path == "/api/v2/version":
-            self._reply(200, {"version": "3.3.2"})
+            self.reply(200, {"version": "3.3.2"})
         elif path == "/api/v2/monitor/health":
-            self._reply(200, {"metadatabase": {"status": "healthy"}})
+            self.reply(200, {"metadatabase": {"status": "healthy"}})
         elif path == "/api/v2/dags":
-            self._reply(200, {"dags": [], "total_entries": 0})
+            self.reply(200, {"dags": [], "total_entries": 0})
         elif path.endswith("/taskInstances"):
-            self._reply(200, {"task_instances": [], "total_entries": 0})
+            self.reply(200, {"task_instances": [], "total_entries": 0})
         elif path.endswith("/dagRuns"):
-            self._reply(200, {"dag_runs": [], "total_entries": 0})
+            self.reply(200, {"dag_runs": [], "total_entries": 0})
         elif path.startswith("/api/v2/dags/"):
-            self._reply(200, {"dag_id": path.rsplit("/", 1)[-1]})
+            self.reply(200, {"dag_id": path.rsplit("/", 1)[-1]})
         else:
-            self._reply(404, {"detail": "not found"})
+            self.reply(404, {"detail": "not found"})
 
     def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        self.rfile.read(length)
-        self._reply(409, {"detail": "conflict"})
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+        self.body()
+        self.reply(409, {"detail": "conflict"})
 
 
 @pytest.fixture
 def server() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Airflowish)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(_Airflowish) as url:
+        yield url
 
 
 def _requests(run_dir: Path):

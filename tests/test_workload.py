@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from jsonserver import JsonHandler, serving
 
 from harness.errors import HarnessError
 from harness.history import HistoryWriter, read_history
@@ -46,31 +45,20 @@ class FakeAirflow:
         ]  # fmt: skip
 
 
-def make_handler(fake: FakeAirflow) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def _reply(self, status: int, body: object) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def _body(self) -> dict[str, Any]:
-            return json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
-
+def make_handler(fake: FakeAirflow) -> type[JsonHandler]:
+    class Handler(JsonHandler):
         def do_PATCH(self) -> None:
-            assert self._body() == {"is_paused": False}
+            assert self.body() == {"is_paused": False}
             with fake.lock:
                 fake.patches += 1
                 first = fake.patches == 1
             if first:  # not parsed yet
-                self._reply(404, {"detail": "Dag not found"})
+                self.reply(404, {"detail": "Dag not found"})
             else:
-                self._reply(200, {"dag_id": self.path.rsplit("/", 1)[-1], "is_paused": False})
+                self.reply(200, {"dag_id": self.path.rsplit("/", 1)[-1], "is_paused": False})
 
         def do_POST(self) -> None:
-            body = self._body()
+            body = self.body()
             assert body["logical_date"] is None and body["conf"] == {"sleep_s": 0}
             run_id = body["dag_run_id"]
             with fake.lock:
@@ -79,31 +67,27 @@ def make_handler(fake: FakeAirflow) -> type[BaseHTTPRequestHandler]:
                 if action in (None, "slow"):
                     fake.polls[run_id] = 0
             if action == "bad":
-                self._reply(400, {"detail": "bad conf"})
+                self.reply(400, {"detail": "bad conf"})
             elif action == "error":
-                self._reply(503, {"detail": "unavailable"})
+                self.reply(503, {"detail": "unavailable"})
             else:
                 if action == "slow":
                     fake.release.wait(5)  # longer than the client's timeout
-                self._reply(200, {"dag_run_id": run_id, "state": "queued"})
+                self.reply(200, {"dag_run_id": run_id, "state": "queued"})
 
         def do_GET(self) -> None:
-            path = self.path.split("?")[0]
-            parts = path.split("/")  # ['', 'api', 'v2', 'dags', id, 'dagRuns', run, ...]
+            parts = self.route.split("/")  # ['', 'api', 'v2', 'dags', id, 'dagRuns', run, ...]
             run_id = parts[6] if len(parts) > 6 else ""
             with fake.lock:
                 if run_id not in fake.polls:
-                    self._reply(404, {"detail": "not found"})
+                    self.reply(404, {"detail": "not found"})
                     return
                 if len(parts) == 7:
                     fake.polls[run_id] += 1
-                    self._reply(200, {"dag_run_id": run_id, "state": fake.state(run_id)})
+                    self.reply(200, {"dag_run_id": run_id, "state": fake.state(run_id)})
                 else:
                     tis = fake.tis(run_id)
-                    self._reply(200, {"task_instances": tis, "total_entries": len(tis)})
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
+                    self.reply(200, {"task_instances": tis, "total_entries": len(tis)})
 
     return Handler
 
@@ -111,13 +95,11 @@ def make_handler(fake: FakeAirflow) -> type[BaseHTTPRequestHandler]:
 @pytest.fixture
 def fake_api() -> Iterator[tuple[FakeAirflow, str]]:
     fake = FakeAirflow()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(fake))
-    httpd.daemon_threads = True
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield fake, f"http://127.0.0.1:{httpd.server_address[1]}"
-    fake.release.set()
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(make_handler(fake)) as url:
+        try:
+            yield fake, url
+        finally:
+            fake.release.set()  # before the shutdown joins a handler waiting on it
 
 
 def _workload(run_dir: Path) -> list[dict[str, Any]]:
