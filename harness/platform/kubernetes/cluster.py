@@ -380,14 +380,15 @@ class KubernetesCluster(StartStopContext):
         else:
             self._adopt()
         self.timings["applied_s"] = time.monotonic() - t0
-        self._watch("Pod", None, True, self.state.pod_event, self.state.resync_pods)
-        self._watch(
-            "EndpointSlice",
-            {"kubernetes.io/service-name": self.api_service},
-            False,
-            self.state.slice_event,
-            self.state.resync_slices,
-        )
+        self._background(
+            "watch-Pod", self._watch_loop, "Pod", None, True,
+            self.state.pod_event, self.state.resync_pods,
+        )  # fmt: skip
+        self._background(
+            "watch-EndpointSlice", self._watch_loop, "EndpointSlice",
+            {"kubernetes.io/service-name": self.api_service}, False,
+            self.state.slice_event, self.state.resync_slices,
+        )  # fmt: skip
         self._wait_ready(progress)
         self.timings["ready_s"] = time.monotonic() - t0
         self._open_urls()
@@ -477,20 +478,9 @@ class KubernetesCluster(StartStopContext):
         if differs:
             self._say(f"existing release differs from the topology: {differs} (recorded as is)")
 
-    def _watch(
-        self,
-        kind: str,
-        labels: dict[str, str] | None,
-        scoped: bool,
-        on_event: Callable[[str, dict[str, Any]], Any],
-        on_list: Callable[[list[dict[str, Any]]], Any],
-    ) -> None:
-        thread = threading.Thread(
-            target=self._watch_loop,
-            args=(kind, labels, scoped, on_event, on_list),
-            name=f"watch-{kind}",
-            daemon=True,
-        )
+    def _background(self, name: str, target: Callable[..., None], *args: Any) -> None:
+        """Run ``target(*args)`` in a daemon thread that :meth:`stop` joins."""
+        thread = threading.Thread(target=target, args=args, name=name, daemon=True)
         self._threads.append(thread)
         thread.start()
 
@@ -588,9 +578,7 @@ class KubernetesCluster(StartStopContext):
             pod = self.state.read(lambda t, name=name: t.pod_for(name))
             if pod is not None:
                 forward.start(f"pod/{pod['metadata']['name']}")
-        thread = threading.Thread(target=self._forward_loop, name="port-forwards", daemon=True)
-        self._threads.append(thread)
-        thread.start()
+        self._background("port-forwards", self._forward_loop)
 
     def _forward_loop(self) -> None:
         """Keep every forward pointed at the live pod of its replica (best effort)."""
