@@ -323,11 +323,21 @@ def _overview_blocks(run: Run) -> list[Block]:
     ]
 
 
+def _measured_median(hypothesis: str, measured: Any) -> str:
+    """Median [95% CI] of a hypothesis's per-repetition numbers; "-" for anything else."""
+    values = [m for m in measured if m is not None] if isinstance(measured, list) else []
+    if not values or any(isinstance(m, bool) or not isinstance(m, int | float) for m in values):
+        return "-"
+    metric = hypothesis.split()[0]
+    return median_ci(measured).text(unit="s" if metric.endswith("_s") else "")
+
+
 def _verdict_blocks(run: Run) -> list[Block]:
     rows = []
     for v in run.variants:
         for name, verdict in v.verdicts.items():
             measured = verdict.get("measured")
+            median = _measured_median(name, measured)
             if isinstance(measured, list):
                 measured = ", ".join(
                     _fmt(m) if not isinstance(m, list) else "; ".join(map(str, m)) or "none"
@@ -340,6 +350,7 @@ def _verdict_blocks(run: Run) -> list[Block]:
                     "SLO (gate)" if verdict.get("gate", True) else "expectation (not a gate)",
                     f"**{verdict.get('verdict')}**",
                     _fmt(measured)[:300],
+                    median,
                     str(verdict.get("why") or ""),
                 ]
             )
@@ -347,9 +358,10 @@ def _verdict_blocks(run: Run) -> list[Block]:
         Heading(2, "SLO verdicts"),
         Para(
             "A gate is an SLO: refuted fails the run. An expectation is a hypothesis under "
-            "study, reported without failing anything. Measured: one value per repetition."
+            "study, reported without failing anything. Measured: one value per repetition; "
+            "median: over repetitions, with a bootstrap 95% confidence interval of the median."
         ),
-        Table(["experiment", "hypothesis", "kind", "verdict", "measured", "why"], rows),
+        Table(["experiment", "hypothesis", "kind", "verdict", "measured", "median", "why"], rows),
     ]
 
 

@@ -17,7 +17,7 @@ from reportdata import SMOKE_RUN, VARIANTS, copy_run, synth_run
 from harness.cli import main
 from harness.curves import binned, recovery_curve
 from harness.history import HistoryWriter
-from harness.report import write_run_report
+from harness.report import _measured_median, write_run_report
 from harness.runs import load_run
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -83,6 +83,8 @@ def test_markdown_has_setup_verdicts_phases_and_plain_single_repetition(reported
         assert fact in setup
     assert "`downtime_s <= 1.0`" in md and "**confirmed**" in md and "**refuted**" in md
     assert "0.863" in md and "48.012" in md
+    # each hypothesis's figure over repetitions, with the interval (or why there is none)
+    assert "| **confirmed** | 0.863 | 0.86 s (n=1, no interval) |" in md
     assert "![Recovery curve of api-server-kill-a2-s2-w1, repetition 1" in md
     assert "(figures/api-server-kill-a2-s2-w1-rep-1-recovery.png)" in md
 
@@ -235,3 +237,14 @@ def test_runs_lists_newest_first_with_headline_figures(tmp_path: Path, capsys):
     assert "verdicts: 11 confirmed, 1 refuted, 1 unknown" in out
     shutil.rmtree(results)
     assert main(["runs", "--results", str(results)]) == 2
+
+
+def test_hypothesis_medians_only_for_numbers_with_their_unit():
+    assert _measured_median("downtime_s <= 1.0", [1.0, 3.0, None, 2.0]).startswith("2.00 s [")
+    assert _measured_median("scheduling_resumed_vs_restart >= 0.8", [1.2]) == (
+        "1.20 (n=1, no interval)"
+    )
+    assert _measured_median("recovered == True", [True, True]) == "-"
+    assert _measured_median("executions", [[], ["1 lost run"]]) == "-"
+    assert _measured_median("downtime_s <= 1.0", [None, None]) == "-"
+    assert _measured_median("downtime_s <= 1.0", None) == "-"
