@@ -429,11 +429,21 @@ def _experiment_blocks(run: Run, out: Path, figures: Path) -> Iterator[Block]:
             yield Para(str(definition["description"]))
         yield Bullets([_repetition_line(r) for r in v.repetitions])
         for r in v.repetitions:
+            stem = f"{v.name}-rep-{r.number}-recovery"
+            caption = (
+                f"Recovery curve of {v.name}, repetition {r.number}: LB success and error "
+                "rate, latency, per-replica success, lifecycle; red line: the fault"
+            )
             if not r.has_history:
+                earlier = (figures / f"{stem}.png", figures / f"{stem}.svg")
+                kept = all(path.exists() for path in earlier)
                 yield Para(
                     f"Repetition {r.number}: no event history in `{r.dir.name}/` "
-                    "(figures above are from summary.json)."
+                    "(figures above are from summary.json"
+                    + ("; the curve is kept from an earlier report)." if kept else ").")
                 )
+                if kept:
+                    yield Image(earlier[0].relative_to(out), earlier[1].relative_to(out), caption)
                 continue
             try:
                 df = r.history()
@@ -447,14 +457,8 @@ def _experiment_blocks(run: Run, out: Path, figures: Path) -> Iterator[Block]:
                 f"recovery {_fmt(r.figures.get('recovery_s'), 2)} s"
             )
             fig = recovery_curve_figure(curve, title=title)
-            png, svg = save_figure(fig, figures, f"{v.name}-rep-{r.number}-recovery")
-            yield Image(
-                png.relative_to(out),
-                svg.relative_to(out),
-                f"Recovery curve of {v.name}, repetition {r.number}: LB success and "
-                f"error rate per {curve.bin_s * 1000:.0f} ms, latency, per-replica "
-                "success, lifecycle; red line: the fault",
-            )
+            png, svg = save_figure(fig, figures, stem)
+            yield Image(png.relative_to(out), svg.relative_to(out), caption)
 
 
 def build_report(run: Run, out: Path) -> list[Block]:
@@ -462,10 +466,6 @@ def build_report(run: Run, out: Path) -> list[Block]:
     from harness.plots import phase_latency_figure, repetitions_figure, save_figure
 
     figures = out / FIGURES_DIR
-    if figures.exists():
-        for old in figures.glob("*"):
-            if old.suffix in (".png", ".svg"):
-                old.unlink()
     kind = "experiment" if run.is_single_experiment else "run"
     blocks: list[Block] = [Heading(1, f"airflow-ha-bench {kind} `{run.name}`")]
     started = run.started()
@@ -501,6 +501,10 @@ def build_report(run: Run, out: Path) -> list[Block]:
     )
     blocks += [Heading(2, "Recovery curves")]
     blocks += list(_experiment_blocks(run, out, figures))
+    used = {out / path for b in blocks if isinstance(b, Image) for path in (b.png, b.svg)}
+    for stale in [*figures.glob("*.png"), *figures.glob("*.svg")]:
+        if stale not in used:
+            stale.unlink()  # from an earlier report of data that is gone
     return blocks
 
 

@@ -154,6 +154,23 @@ def test_repetitions_without_history_and_intervals(tmp_path: Path):
     assert (run / "figures" / "repetitions.png").exists()
 
 
+def test_a_report_again_without_histories_keeps_the_curves_and_drops_stale_figures(
+    tmp_path: Path,
+):
+    exp = copy_run(tmp_path / "exp", SMOKE_RUN / "scheduler-kill-a2-s2-w1")
+    write_run_report(exp)
+    curve = exp / "figures" / "exp-rep-1-recovery.png"
+    drawn = curve.read_bytes()
+    stale = exp / "figures" / "gone-rep-1-recovery.svg"
+    stale.write_text("<svg/>")
+    for path in (exp / "rep-1").glob("history*"):
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    md = write_run_report(exp).read_text()
+    assert "the curve is kept from an earlier report" in md
+    assert "(figures/exp-rep-1-recovery.png)" in md and curve.read_bytes() == drawn
+    assert not stale.exists()
+
+
 def test_history_from_jsonl_and_no_results(tmp_path: Path):
     exp = tmp_path / "exp"
     rep = exp / "rep-1"
