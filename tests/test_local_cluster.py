@@ -50,13 +50,33 @@ def _events(cluster: LocalCluster) -> list[dict]:
     return events
 
 
-def _assert_cleaned_up(cluster_id: str, ports: dict[str, int]) -> None:
+def _assert_cleaned_up(cluster_id: str, ports: dict[str, int], logs: Path | None = None) -> None:
+    """No process of the cluster is left (after up to 5 s) and every port is free; a failure
+    names what was left, plus the harness's own output when it ran as a child (``logs``)."""
     deadline = time.monotonic() + 5
     while find_processes(marker=(CLUSTER_VAR, cluster_id)) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert find_processes(marker=(CLUSTER_VAR, cluster_id)) == []
+    left = {pid: _cmdline(pid) for pid in find_processes(marker=(CLUSTER_VAR, cluster_id))}
     busy = {name: port for name, port in ports.items() if not port_is_free(port)}
-    assert busy == {}
+    output = _harness_output(logs) if logs else ""
+    assert left == {}, f"cluster processes left: {left}{output}"
+    assert busy == {}, f"ports still bound: {busy}{output}"
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:200]
+    except OSError:
+        return "?"
+
+
+def _harness_output(logs: Path) -> str:
+    parts = []
+    for name in ("stdout.log", "stderr.log"):
+        path = logs / name
+        text = path.read_text(errors="replace")[-3000:] if path.exists() else ""
+        parts.append(f"\n--- harness {name} (tail) ---\n{text}")
+    return "".join(parts)
 
 
 def test_killing_the_only_api_server_means_downtime_until_the_replacement_is_ready(tmp_path):
@@ -142,22 +162,25 @@ def test_cleanup_after_an_exception(tmp_path):
 
 
 def _start_and_wait_ready(command: list[str], tmp_path) -> tuple[subprocess.Popen, dict]:
-    with open(tmp_path / "stderr.log", "wb") as stderr:
+    """Start a harness process (output to files, so it never blocks on a full pipe) and
+    wait for its ready line: ``{...}`` from ``ha-bench up --json`` or ``READY {...}``."""
+    with open(tmp_path / "stdout.log", "wb") as out, open(tmp_path / "stderr.log", "wb") as err:
         proc = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=stderr, text=True, cwd=tmp_path,
-            start_new_session=True,
-        )  # fmt: skip
-    seen = []
-    for line in proc.stdout:
-        if line.startswith("{"):
-            return proc, json.loads(line)
-        if line.startswith("READY "):
-            return proc, json.loads(line[6:])
-        seen.append(line)
-    proc.wait()
-    stdout = "".join(seen)[-3000:]
-    stderr = (tmp_path / "stderr.log").read_text()[-2000:]
-    raise AssertionError(f"never ready (exit {proc.returncode}): {stdout}\n{stderr}")
+            command, stdout=out, stderr=err, cwd=tmp_path, start_new_session=True
+        )
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        for line in (tmp_path / "stdout.log").read_text(errors="replace").splitlines():
+            if line.startswith("{"):
+                return proc, json.loads(line)
+            if line.startswith("READY "):
+                return proc, json.loads(line[6:])
+        if proc.poll() is not None:
+            break
+        time.sleep(0.2)
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+    raise AssertionError(f"never ready (exit {proc.wait()}){_harness_output(tmp_path)}")
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -179,8 +202,8 @@ def test_cli_up_cleans_up_on_signal(tmp_path, sig):
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    _assert_cleaned_up(info["cluster_id"], info["ports"])
-    assert not os.path.exists(info["data_dir"])
+    _assert_cleaned_up(info["cluster_id"], info["ports"], tmp_path)
+    assert not os.path.exists(info["data_dir"]), _harness_output(tmp_path)
 
 
 def test_pytest_fixture_cleans_up_when_pytest_gets_sigterm(tmp_path):
@@ -207,8 +230,8 @@ def test_pytest_fixture_cleans_up_when_pytest_gets_sigterm(tmp_path):
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    _assert_cleaned_up(info["cluster_id"], info["ports"])
-    assert not os.path.exists(info["data_dir"])
+    _assert_cleaned_up(info["cluster_id"], info["ports"], tmp_path)
+    assert not os.path.exists(info["data_dir"]), _harness_output(tmp_path)
 
 
 def test_watchdog_cleans_up_when_the_harness_is_killed(tmp_path):
@@ -222,8 +245,8 @@ def test_watchdog_cleans_up_when_the_harness_is_killed(tmp_path):
     proc.kill()  # SIGKILL: no handler, no unwinding; only the watchdog can clean up
     proc.wait()
     time.sleep(2.0)
-    _assert_cleaned_up(info["cluster_id"], info["ports"])
-    assert not os.path.exists(info["data_dir"])
+    _assert_cleaned_up(info["cluster_id"], info["ports"], tmp_path)
+    assert not os.path.exists(info["data_dir"]), _harness_output(tmp_path)
 
 
 def test_a_replica_that_never_gets_ready_fails_bring_up_with_its_name_and_log_tail(tmp_path):
