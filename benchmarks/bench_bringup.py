@@ -16,14 +16,15 @@ import sys
 import tempfile
 import time
 
-from harness.experiment import machine
+from harness.core.topology import Topology
+from harness.observe.workload import DAGS_DIR
 from harness.platform.local.cluster import LocalCluster
-from harness.topology import Topology
+from harness.run.runner import machine
 
 
 def bring_up_once() -> dict[str, float]:
     t0 = time.monotonic()
-    with LocalCluster(Topology()) as cluster:
+    with LocalCluster(Topology(), dags_dir=DAGS_DIR) as cluster:
         timings = dict(cluster.timings)
     timings["total_with_teardown_s"] = time.monotonic() - t0
     return timings

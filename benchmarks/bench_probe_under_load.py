@@ -19,12 +19,13 @@ from pathlib import Path
 
 import psutil
 
-from harness.experiment import machine
-from harness.history import read_history
-from harness.load import LoadProcess
+from harness.core.history import read_history
+from harness.core.topology import Topology
+from harness.observe.load.process import LoadProcess
+from harness.observe.probe.prober import ProberProcess, ProbeTarget
+from harness.observe.workload import DAGS_DIR
 from harness.platform.local.cluster import LocalCluster
-from harness.probe import ProberProcess, ProbeTarget
-from harness.topology import Topology
+from harness.run.runner import machine
 
 
 def _cpu_seconds(pids: list[int]) -> float:
@@ -46,7 +47,7 @@ def main() -> int:
     args = parser.parse_args()
     print(f"machine: {machine()}")
     topology = Topology(api_servers=1, schedulers=1, dag_processors=1, triggerers=0, workers=1)
-    with LocalCluster(topology) as cluster, tempfile.TemporaryDirectory() as tmp:
+    with LocalCluster(topology, dags_dir=DAGS_DIR) as cluster, tempfile.TemporaryDirectory() as tmp:
         for rep in range(args.repeat):
             run_dir = Path(tmp) / f"rep-{rep}"
             targets = [

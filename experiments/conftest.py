@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.cleanup import unwind_on_termination
-from harness.report import write_run_report
-from harness.suite import ClusterPool, new_run_id
+from harness.core.cleanup import unwind_on_termination
+from harness.report.report import write_run_report
+from harness.run.suite import ClusterPool, new_run_id
 
 ROOT = Path(__file__).resolve().parents[1]
 

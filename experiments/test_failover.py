@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness.catalogue import build
-from harness.experiment import failed_verdicts
-from harness.suite import run_in_pool
+from harness.run.catalogue import build
+from harness.run.runner import failed_verdicts
+from harness.run.suite import run_in_pool
 
 SMOKE = pytest.mark.smoke
 MINIMAL = {"api_servers": 1, "schedulers": 1, "workers": 1}

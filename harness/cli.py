@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from harness import __version__
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 
 def _positive(text: str) -> float:
@@ -109,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from harness.catalogue import CATALOGUE
+    from harness.run.catalogue import CATALOGUE
 
     for name, entry in CATALOGUE.items():
         print(f"{name}: {entry.summary}")
@@ -119,11 +119,11 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from harness.catalogue import build
-    from harness.cleanup import unwind_on_termination
-    from harness.experiment import failed_verdicts
-    from harness.report import write_run_report
-    from harness.suite import ClusterPool, run_in_pool
+    from harness.core.cleanup import unwind_on_termination
+    from harness.report.report import write_run_report
+    from harness.run.catalogue import build
+    from harness.run.runner import failed_verdicts
+    from harness.run.suite import ClusterPool, run_in_pool
 
     overrides: dict[str, object] = {}
     for item in args.set:
@@ -175,9 +175,10 @@ def cmd_up(args: argparse.Namespace) -> int:
     from rich.live import Live
     from rich.table import Table
 
-    from harness.cleanup import unwind_on_termination
+    from harness.core.cleanup import unwind_on_termination
+    from harness.core.topology import load_topology
+    from harness.observe.workload import DAGS_DIR
     from harness.platform.local.cluster import LocalCluster
-    from harness.topology import load_topology
 
     console = Console(stderr=True)
     topology = load_topology(args.topology)
@@ -196,7 +197,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         return t
 
     with unwind_on_termination():
-        cluster = LocalCluster(topology, logs_dir=args.logs, log=console.print)
+        cluster = LocalCluster(topology, logs_dir=args.logs, log=console.print, dags_dir=DAGS_DIR)
         try:
             with Live(table({}), console=console, transient=True) as live:
                 cluster.start(progress=lambda s: live.update(table(s)))
@@ -231,7 +232,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    from harness.probe import probe_command
+    from harness.observe.probe.prober import probe_command
 
     summary = probe_command(
         args.url, args.duration, args.interval, args.timeout, args.out,
@@ -245,8 +246,8 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from harness.report import write_run_report
-    from harness.runs import load_run
+    from harness.report.report import write_run_report
+    from harness.report.runs import load_run
 
     load_run(args.run_dir)  # a one-line error for anything that is not a run
     report = write_run_report(args.run_dir)
@@ -258,7 +259,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from harness.compare import compare_runs, render_comparison
+    from harness.report.compare import compare_runs, render_comparison
 
     result = compare_runs(args.base, args.new, force=args.force, alpha=args.alpha)
     print(render_comparison(result))
@@ -266,8 +267,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from harness.runs import find_runs, median
-    from harness.stats import numbers
+    from harness.analysis.stats import numbers
+    from harness.report.runs import find_runs, median
 
     found = find_runs(args.results)
     if not found:
@@ -323,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
-    except SystemExit as exc:  # SIGTERM unwinding (harness.cleanup.Terminated)
+    except SystemExit as exc:  # SIGTERM unwinding (harness.core.cleanup.Terminated)
         return exc.code if isinstance(exc.code, int) else 1
 
 

@@ -42,5 +42,5 @@ fi
 .venv/bin/python -m pip install --quiet -e ".[dev]" 2>&1 | grep -v "is ignored: it is neither" || true
 .venv/bin/python -c "import harness, locust, pandas" # fails loudly if the install did not work
 
-.venv/bin/python -m harness.airflow_env $AIRFLOW_VERSION
+.venv/bin/python -m harness.platform.airflow_env $AIRFLOW_VERSION
 echo "setup: ready"

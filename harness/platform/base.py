@@ -10,9 +10,9 @@ import itertools
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
-from harness.errors import HarnessError
-from harness.events import EventBus
-from harness.topology import Topology
+from harness.core.errors import HarnessError
+from harness.core.events import EventBus
+from harness.core.topology import Topology
 
 FAULT_OPS = ("kill", "terminate", "pause", "resume", "stop_service", "start_service")
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from harness.platform.kubernetes.safety import allowed_contexts, require_allowed_context
 
 FIELD_MANAGER = "ha-bench"

@@ -28,10 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__
-from harness.cleanup import StartStopContext
-from harness.errors import HarnessError
-from harness.events import EventBus
-from harness.netguard import require_loopback
+from harness.core.cleanup import StartStopContext
+from harness.core.errors import HarnessError
+from harness.core.events import EventBus
+from harness.core.netguard import require_loopback
+from harness.core.topology import COMPONENTS, Topology
 from harness.platform.kubernetes import safety
 from harness.platform.kubernetes.api import KubeApi, KubeApiError
 from harness.platform.kubernetes.events import (
@@ -57,7 +58,6 @@ from harness.platform.kubernetes.manifests import (
 from harness.platform.kubernetes.nemesis import KubernetesNemesis, running_containers
 from harness.platform.kubernetes.portforward import PortForward, kubectl_base, port_open
 from harness.platform.kubernetes.safety import GuardedApi, Scope
-from harness.topology import COMPONENTS, Topology
 
 log = logging.getLogger(__name__)
 
@@ -340,7 +340,7 @@ class KubernetesCluster(StartStopContext):
         return len(self._ledger_marks) - 1
 
     def ledger_since(self, mark: int) -> list[dict[str, Any]]:
-        from harness.workload import parse_ledger
+        from harness.core.ledger import parse_ledger
 
         if self.ledger_file is not None:
             if not self.ledger_file.exists():

@@ -34,8 +34,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from harness.errors import HarnessError
-from harness.topology import COMPONENTS
+from harness.core.errors import HarnessError
+from harness.core.topology import COMPONENTS
 
 SERVICES = ("postgres", "redis")
 KNOWN_COMPONENTS = (*SERVICES, *COMPONENTS)

@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from harness.platform.kubernetes.manifests import REPO_ROOT
 
 DEFAULT_NAME = "ha-bench"

@@ -26,8 +26,8 @@ from typing import Any
 
 import yaml
 
-from harness.errors import HarnessError
-from harness.topology import COMPONENTS, Topology
+from harness.core.errors import HarnessError
+from harness.core.topology import COMPONENTS, Topology
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_OVERLAY = REPO_ROOT / "manifests" / "overlays" / "kind"

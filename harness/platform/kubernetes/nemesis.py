@@ -29,8 +29,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from harness.errors import HarnessError
-from harness.events import EventBus
+from harness.core.errors import HarnessError
+from harness.core.events import EventBus
 from harness.platform.base import record_fault
 from harness.platform.kubernetes.api import KubeApiError
 from harness.platform.kubernetes.events import WatchedState

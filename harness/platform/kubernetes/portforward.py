@@ -13,8 +13,8 @@ import subprocess
 import tempfile
 import time
 
-from harness.child import stop_child
-from harness.errors import HarnessError
+from harness.core.child import stop_child
+from harness.core.errors import HarnessError
 from harness.platform.local.process import free_port
 
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 DEFAULT_ALLOWED_CONTEXTS = ("kind-*",)
 ALLOWED_CONTEXTS_ENV = "HA_BENCH_ALLOWED_CONTEXTS"

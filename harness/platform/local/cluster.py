@@ -29,11 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__
-from harness.airflow_env import AirflowEnv, ensure_airflow
-from harness.cleanup import StartStopContext
-from harness.errors import HarnessError
-from harness.events import EventBus
+from harness.core.cleanup import StartStopContext
+from harness.core.errors import HarnessError
+from harness.core.events import EventBus
+from harness.core.topology import Topology
+from harness.platform.airflow_env import AirflowEnv, ensure_airflow
 from harness.platform.local import checks
+from harness.platform.local.nemesis import LocalNemesis
 from harness.platform.local.process import (
     CLUSTER_VAR,
     find_processes,
@@ -43,9 +45,7 @@ from harness.platform.local.process import (
 )
 from harness.platform.local.supervisor import Replica, ReplicaSpec
 from harness.platform.local.watchdog import SESSIONS_FILE, reap_cluster
-from harness.topology import Topology
 
-DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
 SERVICES = ("postgres", "redis", "haproxy")
 _PACKAGES = {"postgres": "postgresql", "initdb": "postgresql", "redis-server": "redis-server",
              "haproxy": "haproxy"}  # fmt: skip
@@ -82,8 +82,11 @@ class LocalCluster(StartStopContext):
         logs_dir: Path | None = None,
         bus: EventBus | None = None,
         log: Callable[[str], None] | None = None,
+        dags_dir: Path | None = None,
     ) -> None:
+        """``dags_dir``: the DAG files to deploy (the workload's; none if ``None``)."""
         self.topology = topology or Topology()
+        self._dags_dir = dags_dir
         self.bus = bus or EventBus()
         self._say = log or (lambda msg: None)
         self.cluster_id = f"hab-{os.getpid()}-{secrets.token_hex(4)}"
@@ -128,7 +131,7 @@ class LocalCluster(StartStopContext):
 
     def ledger_since(self, mark: int) -> list[dict[str, Any]]:
         """Ledger rows written after ``mark`` (complete lines only)."""
-        from harness.workload import parse_ledger
+        from harness.core.ledger import parse_ledger
 
         if not self.ledger_path.exists():
             return []
@@ -153,10 +156,8 @@ class LocalCluster(StartStopContext):
         return self.replica(replica).ready
 
     @property
-    def nemesis(self):
-        from harness.platform.local.nemesis import LocalNemesis
-
-        return LocalNemesis(self)
+    def nemesis(self) -> LocalNemesis:
+        return LocalNemesis(self.replica, self.bus)
 
     def replica(self, name: str) -> Replica:
         try:
@@ -416,7 +417,7 @@ class LocalCluster(StartStopContext):
             conn.execute("CREATE DATABASE airflow")
         dags = self.data_dir / "dags"
         dags.mkdir()
-        for source in DAGS_DIR.glob("*.py"):
+        for source in sorted(self._dags_dir.glob("*.py")) if self._dags_dir else ():
             shutil.copy(source, dags / source.name)
         log = self.logs_dir / "db-migrate.log"
         with open(log, "ab") as out:

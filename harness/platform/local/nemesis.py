@@ -4,22 +4,29 @@ from __future__ import annotations
 
 import signal
 import time
+from collections.abc import Callable
 from typing import Any
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
+from harness.core.events import EventBus
 from harness.platform.base import record_fault
-from harness.platform.local.cluster import LocalCluster
+from harness.platform.local.supervisor import Replica
 
 
 class LocalNemesis:
-    """Implements :class:`harness.platform.base.Nemesis` for a :class:`LocalCluster`."""
+    """Implements :class:`harness.platform.base.Nemesis` for a local cluster's replicas.
 
-    def __init__(self, cluster: LocalCluster) -> None:
-        self.cluster = cluster
+    ``replica`` looks a replica up by name (a :class:`HarnessError` for an unknown one);
+    ``bus`` takes the fault events.
+    """
+
+    def __init__(self, replica: Callable[[str], Replica], bus: EventBus) -> None:
+        self._replica = replica
+        self._bus = bus
 
     def _op(self, op: str, target: str, action, **fields: Any) -> dict[str, Any]:
-        replica = self.cluster.replica(target)  # unknown target: a HarnessError, no event
-        return record_fault(self.cluster.bus, op, target, lambda: action(replica),
+        replica = self._replica(target)  # unknown target: a HarnessError, no event
+        return record_fault(self._bus, op, target, lambda: action(replica),
                             incarnation=replica.incarnation, **fields)  # fmt: skip
 
     def kill(self, target: str) -> dict[str, Any]:

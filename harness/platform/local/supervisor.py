@@ -1,7 +1,7 @@
 """Supervise one replica like a Kubernetes Deployment supervises a pod.
 
 Each :class:`Replica` owns a thread that starts its unit, watches it exit, and restarts
-it by its :class:`~harness.topology.RestartPolicy`, plus a probe thread running the
+it by its :class:`~harness.core.topology.RestartPolicy`, plus a probe thread running the
 readiness and liveness checks. Every transition is an event on the cluster's bus:
 ``starting``, ``ready``, ``not_ready``, ``exited`` (with exit code; negative = signal),
 ``restarting`` (with the back-off delay), ``stopped``.
@@ -22,9 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.events import EventBus
+from harness.core.events import EventBus
+from harness.core.topology import Probe, RestartPolicy
 from harness.platform.local.process import Unit, port_is_free, start_unit
-from harness.topology import Probe, RestartPolicy
 
 Check = Callable[[Unit, float], bool]
 """A readiness/liveness check: (current unit, timeout seconds) -> healthy?"""

@@ -1,0 +1,4 @@
+"""Figures from a history: outages, recovery, scheduling, health, curves, statistics.
+
+Imports only :mod:`harness.core`.
+"""

@@ -1,0 +1,1 @@
+"""Foundations every role shares: errors, clocks, topology, events, history, ledger rows."""

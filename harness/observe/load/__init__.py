@@ -1,0 +1,1 @@
+"""Locust load in its own (gevent) process, one history row per request."""

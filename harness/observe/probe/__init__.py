@@ -1,0 +1,1 @@
+"""The open-loop HTTP prober (its own process) and ``ha-bench probe``."""

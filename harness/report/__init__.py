@@ -1,0 +1,1 @@
+"""Reports from recorded runs: Markdown/HTML from templates, plots, comparisons, run listings."""

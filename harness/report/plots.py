@@ -1,0 +1,542 @@
+"""Figures of recorded runs (matplotlib, Agg; no pyplot state, safe in notebooks and CI).
+
+- :func:`recovery_curve_figure`: one repetition over time — LB success and error rates,
+  latency percentiles, per-replica success, lifecycle events — with fault markers;
+- :func:`repetitions_figure`: downtime and recovery of every repetition per variant, with
+  medians and confidence intervals;
+- :func:`phase_latency_figure`: latency before / during / after the fault per variant;
+- :func:`overlay_figure`: LB success rate of several curves on one axis;
+- :func:`comparison_figure`: a base and a new run side by side (see :mod:`harness.report.compare`).
+
+:func:`save_figure` writes PNG and SVG files.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import LinearSegmentedColormap
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+
+from harness.analysis.curves import LB, RecoveryCurve
+from harness.analysis.stats import median_ci, numbers
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+    from harness.report.compare import RunComparison
+    from harness.report.runs import Run
+
+__all__ = [
+    "comparison_figure",
+    "overlay_figure",
+    "phase_latency_figure",
+    "recovery_curve_figure",
+    "repetitions_figure",
+    "save_figure",
+]
+
+RC = {
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9,
+    "legend.fontsize": 8,
+    "svg.fonttype": "none",
+    "svg.hashsalt": "airflow-ha-bench",
+}
+OUTCOME_COLOURS = {
+    "http_error": "#d62728",
+    "refused": "#ff7f0e",
+    "reset": "#9467bd",
+    "timeout": "#8c564b",
+    "other": "#7f7f7f",
+}
+# state -> (marker, colour, vertical offset inside the replica's row, legend label)
+STATE_STYLE = {
+    "killed": ("X", "#d62728", 0.36, "killed / fault"),
+    "exited": ("x", "#000000", 0.24, "exited"),
+    "not_ready": ("v", "#ff7f0e", 0.12, "not ready"),
+    "restarting": ("o", "#9467bd", 0.0, "restarting"),
+    "starting": (">", "#7f7f7f", -0.12, "starting"),
+    "ready": ("^", "#2ca02c", -0.36, "ready"),
+    "out_of_lb": ("s", "#aec7e8", -0.24, "out of LB"),
+    "in_lb": ("s", "#1f77b4", -0.24, "back in LB (in_lb)"),
+    "endpoint_added": ("s", "#1f77b4", -0.24, "back in the Service (endpoint_added)"),
+    "stopped": ("D", "#000000", 0.0, "stopped"),
+}
+MARKS = {  # key moment -> (colour, line style, legend label)
+    "fault": ("#d62728", "-", "fault"),
+    "replacement_ready": ("#2ca02c", "--", "replacement ready"),
+    "back_in_lb": ("#1f77b4", "--", "back in LB"),
+    "recovered": ("#000000", ":", "recovered (sustained)"),
+}
+METRIC_LABELS = {
+    "downtime_s": "downtime through the LB (s)",
+    "recovery_s": "recovery time (s since fault)",
+}
+PHASE_COLOURS = {"before": "#1f77b4", "during": "#d62728", "after": "#2ca02c"}
+SUCCESS_CMAP = LinearSegmentedColormap.from_list("success", ["#b2182b", "#fddbc7", "#1a9850"])
+
+
+def _label_row(ax: Axes, row: int, text: str, color: str = "#000000") -> None:
+    """Write ``text`` just right of the axes, level with category ``row``."""
+    ax.annotate(
+        text,
+        (1.0, row),
+        xycoords=("axes fraction", "data"),
+        xytext=(4, 0),
+        textcoords="offset points",
+        va="center",
+        fontsize=8,
+        color=color,
+    )
+
+
+def _figure(width: float, height: float) -> Figure:
+    import matplotlib
+
+    with matplotlib.rc_context(RC):
+        fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _steps(t: np.ndarray, *ys: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Drop points of a post-step series that repeat the previous values (same drawing)."""
+    if len(t) < 3:
+        return (t, *ys)
+    same = np.ones(len(t), dtype=bool)
+    for y in ys:
+        prev, cur = y[:-1], y[1:]
+        same[1:] &= (prev == cur) | (np.isnan(prev) & np.isnan(cur))
+    same[0] = same[-1] = False
+    keep = ~same
+    return (t[keep], *(y[keep] for y in ys))
+
+
+def _marks(ax, curve: RecoveryCurve) -> None:
+    for key, (colour, style, _) in MARKS.items():
+        t = curve.marks.get(key)
+        if t is not None:
+            ax.axvline(t, color=colour, linestyle=style, linewidth=1.3, zorder=5)
+
+
+def _legend_right(ax, handles=None, **kwargs) -> None:
+    if handles is None:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, **kwargs)
+    else:
+        ax.legend(
+            handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, **kwargs
+        )
+
+
+def recovery_curve_figure(curve: RecoveryCurve, *, title: str = "") -> Figure:
+    """Four panels on one time axis (seconds since the fault), with fault markers on all.
+
+    1. LB probes: success rate and error rate by outcome per bin (%), LB outages shaded;
+    2. latency p50/p95/p99 through the LB and p95 per replica (ms, log scale);
+    3. success rate per probed target (colour strip; grey: no probes in the bin);
+    4. lifecycle events per replica (killed, exited, restarting, ready, in_lb ...).
+    """
+    import matplotlib
+
+    replicas = list(dict.fromkeys(curve.events["replica"])) if len(curve.events) else []
+    targets = list(curve.streams)
+    heights = [2.2, 1.9, 0.32 * max(len(targets), 1) + 0.35, 0.6 * max(len(replicas), 1) + 0.3]
+    with matplotlib.rc_context(RC):
+        fig = _figure(12.5, sum(heights) + 0.9)
+        axes = fig.subplots(4, 1, sharex=True, gridspec_kw={"height_ratios": heights})
+        ax_rate, ax_lat, ax_strip, ax_life = axes
+        lo, hi = curve.span
+        bin_s = curve.bin_s
+        lb = curve.lb
+        bin_ms = f"{bin_s * 1000:.0f} ms"
+
+        # 1. success / error rate through the LB
+        for start, end in curve.outages:
+            ax_rate.axvspan(start, end, color="#d62728", alpha=0.12, linewidth=0, zorder=0)
+        if len(lb):
+            t = lb["t_s"].to_numpy(dtype=float)
+            bottom = np.zeros(len(lb))
+            for outcome, colour in OUTCOME_COLOURS.items():
+                rate = lb[f"error_rate_{outcome}"].fillna(0).to_numpy(dtype=float) * 100
+                if rate.any():
+                    tt, b0, b1 = _steps(t, bottom, bottom + rate)
+                    ax_rate.fill_between(
+                        tt,
+                        b0,
+                        b1,
+                        step="post",
+                        color=colour,
+                        alpha=0.75,
+                        linewidth=0,
+                        label=f"error rate: {outcome.replace('_', ' ')}",
+                    )
+                    bottom = bottom + rate
+            ax_rate.step(
+                *_steps(t, lb["success_rate"].to_numpy(dtype=float) * 100),
+                where="post",
+                color="#006d2c",
+                linewidth=1.6,
+                zorder=4,
+                label="success rate",
+            )
+        ax_rate.set_ylim(-3, 103)
+        ax_rate.set_ylabel(f"LB probes (% per {bin_ms})")
+        _marks(ax_rate, curve)
+        if curve.marks.get("fault") is not None and curve.fault_label:
+            ax_rate.annotate(
+                curve.fault_label,
+                (0, 1),
+                xycoords=("data", "axes fraction"),
+                xytext=(0, 2),
+                textcoords="offset points",
+                va="bottom",
+                ha="center",
+                color="#d62728",
+                fontsize=8,
+                fontweight="bold",
+            )
+        handles, _ = ax_rate.get_legend_handles_labels()
+        if curve.outages:
+            handles.append(Patch(color="#d62728", alpha=0.12, label="LB outage"))
+        handles += [
+            Line2D([], [], color=c, linestyle=s, label=lab)
+            for key, (c, s, lab) in MARKS.items()
+            if curve.marks.get(key) is not None
+        ]
+        _legend_right(ax_rate, handles)
+
+        # 2. latency
+        if len(lb):
+            t = lb["t_s"].to_numpy(dtype=float)
+            for col, colour, lab in (
+                ("latency_p50_s", "#08519c", "LB p50"),
+                ("latency_p95_s", "#ff7f0e", "LB p95"),
+                ("latency_p99_s", "#7b3294", "LB p99"),
+            ):
+                ax_lat.step(
+                    *_steps(t, lb[col].to_numpy(dtype=float) * 1000),
+                    where="post",
+                    color=colour,
+                    linewidth=1.1,
+                    label=lab,
+                )
+        for name in targets:
+            if name == LB:
+                continue
+            s = curve.streams[name]
+            ax_lat.step(
+                *_steps(
+                    s["t_s"].to_numpy(dtype=float), s["latency_p95_s"].to_numpy(dtype=float) * 1000
+                ),
+                where="post",
+                linestyle="--",
+                linewidth=0.8,
+                alpha=0.8,
+                label=f"{name} p95",
+            )
+        ax_lat.set_yscale("log")
+        ax_lat.set_ylabel("latency (ms, log)")
+        _marks(ax_lat, curve)
+        if ax_lat.get_legend_handles_labels()[0]:
+            _legend_right(ax_lat)
+
+        # 3. success rate per target as colour strips
+        if targets:
+            n_bins = round((hi - lo) / bin_s) + 1
+            grid = np.full((len(targets), n_bins), np.nan)
+            for row, name in enumerate(targets):
+                s = curve.streams[name]
+                col = np.round((s["t_s"].to_numpy(dtype=float) - lo) / bin_s).astype(int)
+                keep = (col >= 0) & (col < n_bins)
+                grid[row, col[keep]] = s["success_rate"].to_numpy(dtype=float)[keep]
+            cmap = SUCCESS_CMAP.with_extremes(bad="#d9d9d9")
+            image = ax_strip.imshow(
+                np.ma.masked_invalid(grid),
+                aspect="auto",
+                cmap=cmap,
+                vmin=0,
+                vmax=1,
+                interpolation="nearest",
+                extent=(lo, lo + n_bins * bin_s, len(targets), 0),
+            )
+            ax_strip.set_yticks(
+                np.arange(len(targets)) + 0.5, ["LB" if t == LB else t for t in targets]
+            )
+            cax = ax_strip.inset_axes((1.01, 0.0, 0.012, 1.0))
+            bar = fig.colorbar(image, cax=cax, ticks=[0, 0.5, 1])
+            bar.ax.set_yticklabels(["0%", "50%", "100%"])
+        ax_strip.set_ylabel("success\nper target", rotation=0, ha="right", va="center")
+        _marks(ax_strip, curve)
+
+        # 4. lifecycle
+        ev = curve.events[(curve.events["t_s"] >= lo) & (curve.events["t_s"] <= hi)]
+        seen: dict[str, Line2D] = {}
+        for row, replica in enumerate(replicas):
+            ax_life.axhline(row, color="#eeeeee", linewidth=6, zorder=0)
+            mine = ev[ev["replica"] == replica]
+            for state, group in mine.groupby("state", sort=False):
+                marker, colour, dy, lab = STATE_STYLE.get(str(state), ("*", "#17becf", 0, state))
+                ax_life.scatter(
+                    group["t_s"],
+                    [row - dy] * len(group),
+                    marker=marker,
+                    color=colour,
+                    s=36,
+                    zorder=6,
+                    linewidths=1.2,
+                )
+                seen.setdefault(
+                    lab, Line2D([], [], marker=marker, color=colour, linestyle="", label=lab)
+                )
+        ax_life.set_yticks(range(len(replicas)), replicas)
+        ax_life.set_ylim(len(replicas) - 0.5, -0.5)
+        ax_life.set_ylabel("lifecycle")
+        _marks(ax_life, curve)
+        order = [v[3] for v in STATE_STYLE.values()]
+        handles = sorted(
+            seen.values(),
+            key=lambda h: order.index(h.get_label()) if h.get_label() in order else len(order),
+        )
+        if handles:
+            _legend_right(ax_life, handles, ncols=2 if len(handles) > 4 else 1)
+        ax_life.set_xlabel("time since fault (s)")
+        ax_life.set_xlim(lo, hi)
+        for ax in axes:
+            ax.grid(axis="x", color="#dddddd", linewidth=0.6)
+        if title:
+            fig.suptitle(title, fontsize=11, x=0.01, ha="left")
+    return fig
+
+
+def _strip(ax, run: Run, metric: str, label: str) -> None:
+    names = [v.name for v in run.variants]
+    rng = np.random.default_rng(0)
+    for row, variant in enumerate(run.variants):
+        raw = variant.values(metric)
+        vals = numbers(raw)
+        est = median_ci(raw)
+        jitter = rng.uniform(-0.12, 0.12, len(vals)) if len(vals) > 1 else np.zeros(len(vals))
+        ax.scatter(
+            vals,
+            row + jitter,
+            color="#1f77b4",
+            s=22,
+            alpha=0.8,
+            zorder=3,
+            label="repetition" if row == 0 else None,
+        )
+        if est.median is None:
+            ax.text(0, row, " no data", va="center", fontsize=8, color="#7f7f7f")
+            continue
+        ax.plot(
+            [est.median] * 2,
+            [row - 0.3, row + 0.3],
+            color="#000000",
+            linewidth=2,
+            zorder=4,
+            label="median" if row == 0 else None,
+        )
+        if est.low is not None and est.high is not None and est.high > est.low:
+            ax.plot(
+                [est.low, est.high],
+                [row, row],
+                color="#ff7f0e",
+                linewidth=5,
+                alpha=0.55,
+                zorder=2,
+                solid_capstyle="butt",
+                label="95% CI of median" if row == 0 else None,
+            )
+        missing = len(raw) - len(vals)
+        note = est.text()
+        if missing:
+            note += f", {missing} never"
+        _label_row(ax, row, note)
+    ax.set_yticks(range(len(names)), names)
+    ax.set_ylim(len(names) - 0.5, -0.5)
+    ax.set_xlabel(label)
+    ax.set_xlim(left=0)
+    ax.grid(axis="x", color="#dddddd", linewidth=0.6)
+
+
+def repetitions_figure(run: Run) -> Figure:
+    """Downtime and recovery per repetition (dots), median (bar) and 95% CI per variant."""
+    import matplotlib
+
+    with matplotlib.rc_context(RC):
+        fig = _figure(12.5, 0.45 * len(run.variants) + 1.6)
+        ax_d, ax_r = fig.subplots(1, 2, sharey=True)
+        _strip(ax_d, run, "downtime_s", METRIC_LABELS["downtime_s"])
+        _strip(ax_r, run, "recovery_s", METRIC_LABELS["recovery_s"])
+        ax_d.set_title("downtime")
+        ax_r.set_title("recovery")
+        handles, labels = ax_d.get_legend_handles_labels()
+        if handles:
+            fig.legend(handles, labels, loc="outside lower center", ncols=3)
+    return fig
+
+
+def _phase_median(run: Run, variant_index: int, phase: str, key: str) -> float | None:
+    vals = [
+        (r.figures.get("phases") or {}).get(phase, {}).get(key)
+        for r in run.variants[variant_index].repetitions
+    ]
+    return median_ci(vals).median
+
+
+def phase_latency_figure(run: Run) -> Figure:
+    """LB latency before / during / after the fault per variant: p95 bars, p50 and p99 marks
+    (medians over repetitions, ms, log scale)."""
+    import matplotlib
+
+    with matplotlib.rc_context(RC):
+        fig = _figure(12.5, 3.4)
+        ax = fig.subplots()
+        width = 0.26
+        for i in range(len(run.variants)):
+            for j, phase in enumerate(PHASE_COLOURS):
+                x = i + (j - 1) * width
+                p50, p95, p99 = (
+                    _phase_median(run, i, phase, f"latency_p{q}_s") for q in (50, 95, 99)
+                )
+                if p95 is not None:
+                    ax.bar(x, p95 * 1000, width * 0.92, color=PHASE_COLOURS[phase], alpha=0.8)
+                if p50 is not None:
+                    ax.scatter(x, p50 * 1000, marker="o", color="#000000", s=14, zorder=3)
+                if p99 is not None:
+                    ax.scatter(x, p99 * 1000, marker="^", color="#000000", s=18, zorder=3)
+                if p95 is None and p50 is None:
+                    count = _phase_median(run, i, phase, "count")
+                    why = "no successful probes" if count else "empty (no outage)"
+                    ax.text(
+                        x,
+                        0.03,
+                        f"{phase}: {why}",
+                        rotation=90,
+                        ha="center",
+                        va="bottom",
+                        fontsize=7,
+                        transform=ax.get_xaxis_transform(),
+                    )
+        handles = [
+            Patch(color=c, alpha=0.8, label=f"{p} fault (p95)") for p, c in PHASE_COLOURS.items()
+        ]
+        handles += [
+            Line2D([], [], marker="o", color="#000000", linestyle="", label="p50"),
+            Line2D([], [], marker="^", color="#000000", linestyle="", label="p99"),
+        ]
+        ax.set_xticks(range(len(run.variants)), [v.name for v in run.variants])
+        ax.set_yscale("log")
+        ax.set_ylabel("LB latency (ms, log)")
+        ax.set_title("latency through the LB per phase (median over repetitions)")
+        ax.grid(axis="y", color="#dddddd", linewidth=0.6)
+        _legend_right(ax, handles)
+    return fig
+
+
+def overlay_figure(curves: dict[str, RecoveryCurve], *, column: str = "success_rate") -> Figure:
+    """One binned LB column (default success rate, %) of several curves on one time axis."""
+    import matplotlib
+
+    with matplotlib.rc_context(RC):
+        fig = _figure(12.5, 3.6)
+        ax = fig.subplots()
+        for label, curve in curves.items():
+            lb = curve.lb
+            scale = 100 if column.endswith("rate") else 1000
+            ax.step(
+                lb["t_s"].to_numpy(dtype=float),
+                lb[column].to_numpy(dtype=float) * scale,
+                where="post",
+                linewidth=1.2,
+                label=label,
+            )
+        ax.axvline(0, color="#d62728", linewidth=1.3, label="fault")
+        unit = "%" if column.endswith("rate") else "ms"
+        ax.set_ylabel(f"LB {column.replace('_', ' ')} ({unit})")
+        ax.set_xlabel("time since fault (s)")
+        ax.grid(color="#dddddd", linewidth=0.6)
+        _legend_right(ax)
+    return fig
+
+
+def comparison_figure(comparison: RunComparison) -> Figure:
+    """Per variant and metric, base vs new repetitions (dots) and medians (bars)."""
+    import matplotlib
+
+    metrics = list(dict.fromkeys(c.metric for v in comparison.variants for c in v.comparisons))
+    names = [v.name for v in comparison.variants]
+    with matplotlib.rc_context(RC):
+        fig = _figure(12.5, 0.55 * max(len(names), 1) + 1.7)
+        axes = np.atleast_1d(fig.subplots(1, max(len(metrics), 1), sharey=True))
+        for ax, metric in zip(axes, metrics, strict=False):
+            for row, v in enumerate(comparison.variants):
+                c = next((c for c in v.comparisons if c.metric == metric), None)
+                if c is None:
+                    continue
+                for dy, vals, med, colour, lab in (
+                    (-0.15, c.base, c.base_median, "#7f7f7f", "base"),
+                    (0.15, c.new, c.new_median, "#1f77b4", "new"),
+                ):
+                    finite = [x for x in vals if np.isfinite(x)]
+                    ax.scatter(
+                        finite,
+                        [row + dy] * len(finite),
+                        color=colour,
+                        s=18,
+                        label=lab if row == 0 else None,
+                    )
+                    if med is not None and np.isfinite(med):
+                        ax.plot(
+                            [med, med],
+                            [row + dy - 0.12, row + dy + 0.12],
+                            color=colour,
+                            linewidth=2.5,
+                        )
+                color = "#d62728" if c.verdict == "regression" else "#000000"
+                _label_row(ax, row, c.verdict, color=color)
+            ax.set_xlabel(METRIC_LABELS.get(metric, metric))
+            ax.set_xlim(left=0)
+            ax.grid(axis="x", color="#dddddd", linewidth=0.6)
+        axes[0].set_yticks(range(len(names)), names)
+        axes[0].set_ylim(len(names) - 0.5, -0.5)
+        handles, labels = axes[0].get_legend_handles_labels()
+        if handles:
+            fig.legend(handles, labels, loc="outside lower center", ncols=2)
+    return fig
+
+
+def save_figure(fig: Figure, out_dir: Path, stem: str, *, dpi: int = 100) -> tuple[Path, Path]:
+    """Write ``out_dir/stem.png`` (palette-compressed) and ``stem.svg``; returns both paths."""
+    import matplotlib
+    from PIL import Image
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    png, svg = out_dir / f"{stem}.png", out_dir / f"{stem}.svg"
+    buf = io.BytesIO()
+    text = io.StringIO()
+    with matplotlib.rc_context(RC):
+        fig.savefig(buf, format="png", dpi=dpi, facecolor="white")
+        fig.savefig(text, format="svg", facecolor="white", metadata={"Date": None})
+    # 1/100 pt is finer than any screen or printer: rounding coordinates halves the file
+    svg.write_text(re.sub(r"(\d\.\d\d)\d+", r"\1", text.getvalue()))
+    buf.seek(0)
+    with Image.open(buf) as image:
+        image.convert("RGB").quantize(colors=128, dither=Image.Dither.NONE).save(png, optimize=True)
+    return png, svg
+
+
+def png_bytes(fig: Figure, *, dpi: int = 100) -> bytes:
+    """A figure as PNG bytes (for notebooks and embedding)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, facecolor="white")
+    return buf.getvalue()

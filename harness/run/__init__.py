@@ -1,0 +1,1 @@
+"""Experiments as data files, the catalogue, the runner and the suite."""

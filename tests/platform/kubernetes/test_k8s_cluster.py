@@ -1,0 +1,322 @@
+"""KubernetesCluster on a fake adapter (owned and existing mode), its pure helpers, and an
+opt-in live test on a kind cluster."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_k8s_fakes import DATA, FakeApi, load, watch_events
+
+from harness.core.errors import HarnessError
+from harness.core.events import EventBus
+from harness.core.topology import Topology
+from harness.platform.base import Cluster, Nemesis
+from harness.platform.kubernetes.api import KubeApiError
+from harness.platform.kubernetes.cluster import (
+    KubernetesCluster,
+    bring_up_problem,
+    workload_ready,
+)
+from harness.platform.kubernetes.manifests import parse_documents
+
+DOCS = parse_documents((DATA / "rendered.yaml").read_text())
+POD = watch_events(load("kill-api-server.json"))[0]["object"]  # a ready pod
+TOPOLOGY = Topology(api_servers=2, schedulers=2, dag_processors=1, triggerers=1, workers=2)
+
+
+def pods_for(workload: dict[str, Any]) -> list[dict[str, Any]]:
+    """What the controllers would make: ready pods with the template's labels."""
+    kind, name = workload["kind"], workload["metadata"]["name"]
+    labels = workload["spec"]["template"]["metadata"]["labels"]
+    out = []
+    for i in range(int(workload["spec"].get("replicas", 1))):
+        pod = copy.deepcopy(POD)
+        pod_name = f"{name}-{i}" if kind == "StatefulSet" else f"{name}-6f7d8-{i:05d}"
+        pod["metadata"].update(
+            name=pod_name,
+            uid=f"uid-{pod_name}",
+            labels=dict(labels),
+            namespace=workload["metadata"]["namespace"],
+        )
+        owner = pod["metadata"]["ownerReferences"][0]
+        owner["kind"] = "StatefulSet" if kind == "StatefulSet" else "ReplicaSet"
+        pod["status"]["containerStatuses"][0]["name"] = labels["component"]
+        out.append(pod)
+    return out
+
+
+def ready_status(workload: dict[str, Any]) -> None:
+    n = int(workload["spec"].get("replicas", 1))
+    workload["status"] = {
+        "observedGeneration": 1,
+        "replicas": n,
+        "readyReplicas": n,
+        "updatedReplicas": n,
+    }
+    workload["metadata"]["generation"] = 1
+
+
+class FakeCluster(FakeApi):
+    """FakeApi plus controllers: an applied workload is at once ready, with its pods."""
+
+    def apply(self, obj: dict[str, Any]) -> None:
+        super().apply(obj)
+        if obj["kind"] in ("Deployment", "StatefulSet"):
+            stored = self.objects[(obj["kind"], obj["metadata"]["name"])]
+            ready_status(stored)
+            for pod in pods_for(stored):
+                self.put(pod)
+
+
+def owned_cluster(api: FakeApi, **kw: Any) -> KubernetesCluster:
+    return KubernetesCluster(
+        TOPOLOGY,
+        context="kind-ha-bench",
+        manifests=DOCS,
+        lb_url="http://127.0.0.1:30080",
+        forward_api_servers=False,
+        api=api,
+        ready_timeout_s=10,
+        **kw,
+    )
+
+
+def test_owned_start_applies_watches_and_deletes_its_namespace_on_stop():
+    api = FakeCluster()
+    bus = EventBus()
+    seen: list[dict[str, Any]] = []
+    bus.subscribe(seen.append)
+    cluster = owned_cluster(api, bus=bus)
+    assert isinstance(cluster, Cluster)
+    with cluster:
+        assert [c[0:2] for c in api.mutations()][:3] == [
+            ("apply", ("Namespace", "ha-bench")),
+            ("create", ("Secret", "airflow-secrets")),
+            ("apply", ("ConfigMap", "airflow-env")),
+        ]
+        applied = [c[1][1] for c in api.mutations() if c[0] == "apply"]
+        assert "airflow-secrets" not in applied and len(applied) == 10
+        assert cluster.replica_names() == [
+            "postgres",
+            "api-server-0",
+            "api-server-1",
+            "scheduler-0",
+            "scheduler-1",
+            "dag-processor-0",
+            "triggerer-0",
+            "worker-0",
+            "worker-1",
+        ]
+        assert all(cluster.is_ready(n) for n in cluster.replica_names())
+        assert cluster.replica_names("api-server") == ["api-server-0", "api-server-1"]
+        ready = {e["replica"] for e in seen if e["type"] == "lifecycle" and e["state"] == "ready"}
+        assert ready == set(cluster.replica_names())
+        meta = cluster.metadata()
+        assert meta["platform"] == "kubernetes" and meta["server_version"] == "v1.32.2"
+        assert meta["workloads"]["worker"] == "StatefulSet/airflow-worker"
+        assert meta["images"]["Deployment/airflow-api-server/api-server"].startswith(
+            "apache/airflow:3.3.2"
+        )
+        assert meta["replicas"]["scheduler-1"] == "scheduler"
+        assert json.dumps(meta)  # JSON-able for the results
+        assert isinstance(cluster.nemesis, Nemesis)
+        done = cluster.nemesis.kill("scheduler-1")
+        assert done["detail"]["deleted_after_s"] is not None  # seen through the pod watch
+        assert not cluster.is_ready("scheduler-1") and cluster.is_ready("scheduler-0")
+        deleted = [c for c in api.mutations() if c[0] == "delete_pod"]
+        assert deleted == [
+            (
+                "delete_pod",
+                ("ha-bench", "airflow-scheduler-6f7d8-00001"),
+                {"uid": "uid-airflow-scheduler-6f7d8-00001", "grace_s": 0},
+            )
+        ]
+        assert api.mutations()[-1][0] == "delete_pod"
+    assert api.mutations()[-1] == ("delete_namespace", ("ha-bench",), {})
+    assert seen[-1]["type"] == "marker" and seen[-1]["name"] == "cluster_stopped"
+    assert not any(t.is_alive() for t in cluster._threads)
+
+
+def test_apply_errors_name_the_object_and_the_fix():
+    api = FakeCluster()
+    real_apply = api.apply
+
+    def apply(obj: dict[str, Any]) -> None:
+        if obj["kind"] == "Job":
+            raise KubeApiError(422, "Unprocessable Entity", "spec.template: field is immutable")
+        real_apply(obj)
+
+    api.apply = apply  # type: ignore[method-assign]
+    with (
+        pytest.raises(
+            HarnessError,
+            match=r"Job airflow-migrate-database exists .*immutable.*"
+            r"delete job airflow-migrate-database",
+        ),
+        owned_cluster(api),
+    ):
+        pass
+    assert api.mutations()[-1] == ("delete_namespace", ("ha-bench",), {})  # cleaned up
+
+
+def test_owned_keeps_the_namespace_when_asked():
+    api = FakeCluster()
+    with owned_cluster(api, keep_namespace=True):
+        pass
+    assert "delete_namespace" not in [c[0] for c in api.mutations()]
+
+
+def test_owned_refuses_a_namespace_it_does_not_own():
+    api = FakeCluster(forbid_mutations=True)
+    api.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ha-bench"}})
+    with (
+        pytest.raises(HarnessError, match="exists and is not labelled as owned"),
+        owned_cluster(api),
+    ):
+        pass
+    assert api.mutations() == []
+
+
+def test_existing_mode_adopts_a_helm_release_without_changing_anything():
+    api = FakeApi(forbid_mutations=True)
+    api.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "airflow"}})
+    for doc in DOCS:  # the chart's objects, labelled release=af, in namespace airflow
+        if doc["kind"] in ("Deployment", "StatefulSet") and doc["metadata"]["name"] != "postgres":
+            w = copy.deepcopy(doc)
+            w["metadata"].update(
+                namespace="airflow",
+                name="af-" + w["metadata"]["name"][8:],
+                labels={"release": "af", "tier": "airflow"},
+            )
+            w["spec"]["template"]["metadata"]["labels"]["release"] = "af"
+            ready_status(w)
+            api.put(w)
+            for pod in pods_for(w):
+                api.put(pod)
+    with KubernetesCluster(
+        Topology(),
+        context="kind-ha-bench",
+        mode="existing",
+        namespace="airflow",
+        release="af",
+        lb_url="http://127.0.0.1:8080",
+        forward_api_servers=False,
+        api=api,
+        ready_timeout_s=10,
+    ) as cluster:
+        assert cluster.replica_names() == [
+            "api-server-0",
+            "api-server-1",
+            "scheduler-0",
+            "scheduler-1",
+            "dag-processor-0",
+            "triggerer-0",
+            "worker-0",
+            "worker-1",
+        ]
+        assert all(cluster.is_ready(n) for n in cluster.replica_names())
+        assert cluster.api_service == "af-api-server"
+        assert cluster.metadata()["observed_replicas"]["worker"] == 2
+        with pytest.raises(HarnessError, match="'existing' mode"):
+            cluster.nemesis.scale_to_zero("worker")
+    assert api.mutations() == []  # forbid_mutations would have failed the test anyway
+
+
+def test_ledger_from_the_host_file(tmp_path):
+    cluster = KubernetesCluster(context="kind-x", ledger_dir=tmp_path, api=FakeApi())
+    assert cluster.ledger_mark() == 0 and cluster.ledger_since(0) == []
+    ledger = tmp_path / "ledger.jsonl"
+    ledger.write_text('{"phase": "start", "t_wall": 1}\n')
+    mark = cluster.ledger_mark()
+    with open(ledger, "a") as f:
+        f.write('{"phase": "end", "t_wall": 2}\n{"phase": "st')  # a torn last line
+    assert cluster.ledger_since(mark) == [{"phase": "end", "t_wall": 2}]
+
+
+def test_ledger_through_exec_in_one_worker_pod_per_node():
+    api = FakeCluster()
+    files = {"airflow-worker-0": b'{"phase": "start", "t_wall": 1}\n'}
+
+    def exec_handler(pod: str, command: list[str]) -> tuple[int, str, str]:
+        script = command[-1]
+        data = files.get(pod, b"")
+        if "wc -c" in script:
+            return 0, f"{len(data)}\n", ""
+        start = int(script.split("tail -c +")[1].split()[0])
+        return 0, data[start - 1 :].decode(), ""
+
+    api.exec_handler = exec_handler
+    with owned_cluster(api) as cluster:
+        mark = cluster.ledger_mark()
+        files["airflow-worker-0"] += b'{"phase": "end", "t_wall": 2}\n'
+        assert cluster.ledger_since(mark) == [{"phase": "end", "t_wall": 2}]
+        execs = [c[1] for c in api.mutations() if c[0] == "exec"]
+        assert {e[1] for e in execs} == {"airflow-worker-0"}  # both workers on one node
+        assert execs[0][2] == "worker" and execs[0][3][:2] == ["sh", "-c"]
+
+
+def test_workload_ready():
+    w = {
+        "metadata": {"generation": 2},
+        "spec": {"replicas": 2},
+        "status": {"observedGeneration": 2, "readyReplicas": 2, "updatedReplicas": 2},
+    }
+    assert workload_ready(w)
+    assert not workload_ready({**w, "status": {**w["status"], "observedGeneration": 1}})
+    assert not workload_ready({**w, "status": {**w["status"], "readyReplicas": 1}})
+    assert not workload_ready({**w, "status": {**w["status"], "updatedReplicas": 1}})
+    assert workload_ready({"metadata": {}, "spec": {"replicas": 0}, "status": {}})
+
+
+def test_bring_up_problems_are_reported_at_once():
+    bad = copy.deepcopy(POD)
+    cs = bad["status"]["containerStatuses"][0]
+    cs["state"] = {
+        "waiting": {
+            "reason": "ImagePullBackOff",
+            "message": 'Back-off pulling image "apache/airflow:9.9.9"',
+        }
+    }
+    assert bring_up_problem([POD]) is None
+    assert bring_up_problem([bad]) == (
+        f"pod {POD['metadata']['name']} container api-server: ImagePullBackOff "
+        '(Back-off pulling image "apache/airflow:9.9.9")'
+    )
+    cs.update(state={"waiting": {"reason": "CrashLoopBackOff"}}, restartCount=4)
+    assert bring_up_problem([bad]) is None  # give it a few restarts
+    cs["restartCount"] = 5
+    assert "CrashLoopBackOff" in (bring_up_problem([bad]) or "")
+
+
+def _live_context() -> str | None:
+    """A reachable kind cluster for the live test: $HA_BENCH_KIND_CONTEXT or kind-ha-bench."""
+    from harness.platform.kubernetes.api import KubeApi
+
+    context = os.environ.get("HA_BENCH_KIND_CONTEXT", "kind-ha-bench")
+    try:
+        KubeApi(context).server_version()
+    except HarnessError:
+        return None
+    return context
+
+
+@pytest.mark.kind
+def test_live_kill_and_replacement_on_kind(tmp_path: Path):
+    """On a live kind cluster (`ha-bench kind up`): bring up, kill api-server-0, see the
+    replacement take its slot and get ready, then delete the namespace."""
+    context = _live_context()
+    if context is None:
+        pytest.skip("no reachable kind cluster (create one with `ha-bench kind up`)")
+    small = Topology(api_servers=2, schedulers=1, dag_processors=1, triggerers=0, workers=1)
+    with KubernetesCluster(small, context=context) as cluster:
+        first = cluster.state.read(lambda t: t.pod_for("api-server-0"))["metadata"]["uid"]
+        cluster.nemesis.kill("api-server-0")
+        assert cluster.state.wait_for(
+            lambda t: t.is_ready("api-server-0") and t.holder("api-server-0") != first, 300
+        )
+        assert cluster.replica_names("api-server") == ["api-server-0", "api-server-1"]
