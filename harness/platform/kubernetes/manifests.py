@@ -52,11 +52,15 @@ APPLY_ORDER = (
     "Deployment",
     "Job",
 )
+# The base's configMapGenerator takes the benchmark DAGs from the package
+# (harness/observe/workload/dags/), outside the kustomize root: kustomize refuses that by default.
+KUSTOMIZE_FLAGS = ("--load-restrictor", "LoadRestrictionsNone")
 _VERSION_TAG = re.compile(r"^\d+\.\d+\.\d+(?:[a-z]+\d+)?(?P<suffix>-.+)?$")
 
 
 def render(overlay: Path = DEFAULT_OVERLAY, *, kubectl: str = "kubectl") -> list[dict[str, Any]]:
-    """``kubectl kustomize <overlay>`` as a list of objects."""
+    """``kubectl kustomize --load-restrictor LoadRestrictionsNone <overlay>`` as a list of
+    objects (the flag lets the base load the package's DAG file, outside its root)."""
     binary = shutil.which(kubectl)
     if binary is None:
         raise HarnessError(
@@ -69,7 +73,7 @@ def render(overlay: Path = DEFAULT_OVERLAY, *, kubectl: str = "kubectl") -> list
             fix="run from the repository checkout or pass the overlay path",
         )
     result = subprocess.run(
-        [binary, "kustomize", str(overlay)],
+        [binary, "kustomize", *KUSTOMIZE_FLAGS, str(overlay)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -78,7 +82,7 @@ def render(overlay: Path = DEFAULT_OVERLAY, *, kubectl: str = "kubectl") -> list
     if result.returncode != 0:
         last = (result.stderr.strip().splitlines() or ["?"])[-1]
         raise HarnessError(
-            f"`kubectl kustomize {overlay}` failed: {last}",
+            f"`kubectl kustomize {' '.join(KUSTOMIZE_FLAGS)} {overlay}` failed: {last}",
             fix="fix the manifests (run that command to see the error)",
         )
     return parse_documents(result.stdout)

@@ -1,4 +1,5 @@
-"""The Kubernetes manifests (manifests/): rendered with ``kubectl kustomize``, every document
+"""The Kubernetes manifests (manifests/): rendered with ``kubectl kustomize --load-restrictor
+LoadRestrictionsNone`` (as the harness renders them), every document
 validated strictly against the Kubernetes OpenAPI schemas, and the invariants the harness
 and the benchmark rely on checked. Offline: no cluster is needed."""
 
@@ -17,6 +18,7 @@ import pytest
 import yaml
 
 from harness.core.topology import DEFAULT_AIRFLOW_VERSION
+from harness.platform.kubernetes.manifests import KUSTOMIZE_FLAGS
 
 ROOT = Path(__file__).resolve().parents[3]
 MANIFESTS = ROOT / "manifests"
@@ -74,9 +76,13 @@ def _render(path: Path) -> tuple[Doc, ...]:
     if kubectl is None:
         pytest.skip("no `kubectl` binary on PATH: cannot render the kustomizations")
     out = subprocess.run(
-        [kubectl, "kustomize", str(path)], capture_output=True, text=True, timeout=60
+        [kubectl, "kustomize", *KUSTOMIZE_FLAGS, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
-    assert out.returncode == 0, f"kubectl kustomize {path} failed:\n{out.stderr}"
+    flags = " ".join(KUSTOMIZE_FLAGS)
+    assert out.returncode == 0, f"kubectl kustomize {flags} {path} failed:\n{out.stderr}"
     return tuple(d for d in yaml.safe_load_all(out.stdout) if d)
 
 
@@ -340,14 +346,21 @@ def test_probes_follow_the_helm_chart(docs: tuple[Doc, ...]) -> None:
 # --- DAGs ---------------------------------------------------------------------------------
 
 
-def test_dag_copy_is_byte_identical() -> None:
-    copy = BASE / "dags" / DAGS.name
-    assert copy.read_bytes() == DAGS.read_bytes(), (
-        f"{copy.relative_to(ROOT)} differs from {DAGS.relative_to(ROOT)}: "
-        f"fix: cp {DAGS.relative_to(ROOT)} {copy.relative_to(ROOT)}"
-    )
-    rendered = next(d for d in _render(BASE) if d["metadata"]["name"].startswith("ha-bench-dags"))
-    assert rendered["data"][DAGS.name] == DAGS.read_text()
+def test_dags_config_map_is_the_package_file(docs: tuple[Doc, ...]) -> None:
+    """The generated ConfigMap holds exactly the package's DAG file, under its own name."""
+    dags = [
+        d
+        for d in docs
+        if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("ha-bench-dags")
+    ]
+    assert len(dags) == 1, [d["metadata"]["name"] for d in dags]
+    assert "binaryData" not in dags[0]
+    assert dags[0]["data"] == {DAGS.name: DAGS.read_text(encoding="utf-8")}
+
+
+def test_no_copy_of_the_dags_in_the_manifests() -> None:
+    copies = sorted(str(p.relative_to(ROOT)) for p in MANIFESTS.rglob("*.py"))
+    assert not copies, f"the manifests take {DAGS.relative_to(ROOT)} itself; remove {copies}"
 
 
 # --- kind ---------------------------------------------------------------------------------
