@@ -46,9 +46,19 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--allow-remote", action="store_true",
                        help="allow a non-loopback URL (only a server you own)")  # fmt: skip
     sub.add_parser("list", help="list experiments and their parameters")
+    validate = sub.add_parser("validate", help="check experiment files; exit 2 on any problem")
+    validate.add_argument("files", nargs="+", type=Path, metavar="PATH.yaml")
+    sub.add_parser("schema", help="print the JSON Schema of experiment files")
 
     run = sub.add_parser("run", help="run one experiment on a fresh cluster")
-    run.add_argument("experiment", metavar="EXPERIMENT")
+    run.add_argument(
+        "experiment",
+        metavar="EXPERIMENT",
+        help="a catalogue name (`ha-bench list`) or an experiment file (.yaml)",
+    )
+    run.add_argument("--topology", type=Path, metavar="FILE",
+                     help="topology YAML the experiment's overrides apply to "
+                     "(restart policy, probes, grace, Airflow config ...)")  # fmt: skip
     run.add_argument("--api-servers", type=int, help="api-server replicas")
     run.add_argument("--schedulers", type=int, help="scheduler replicas")
     run.add_argument("--workers", type=int, help="Celery worker replicas")
@@ -109,20 +119,43 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from harness.run.catalogue import CATALOGUE
+    from harness.run.catalogue import catalogue
 
-    for name, entry in CATALOGUE.items():
-        print(f"{name}: {entry.summary}")
-        for p in entry.params:
-            print(f"    {p.name}={p.default!r}  {p.help}")
+    for name, spec in catalogue().items():
+        print(f"{name}: {spec.summary}")
+        for key, p in spec.params.items():
+            choices = f"  one of {list(p.choices)}" if p.choices else ""
+            print(f"    {key}={p.default!r}  {p.help}{choices}")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from harness.run.catalogue import validate_file
+
+    failed = 0
+    for path in args.files:
+        problems = validate_file(path)
+        failed += bool(problems)
+        for problem in problems:
+            print(f"ha-bench: {path}: {problem}", file=sys.stderr)
+        if not problems:
+            print(f"{path}: valid")
+    return 2 if failed else 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from harness.run.catalogue import json_schema
+
+    print(json.dumps(json_schema(), indent=2))
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from harness.check.hypothesis import failed_verdicts
     from harness.core.cleanup import unwind_on_termination
+    from harness.core.topology import load_topology
     from harness.report.report import write_run_report
     from harness.run.catalogue import build
-    from harness.run.runner import failed_verdicts
     from harness.run.suite import ClusterPool, run_in_pool
 
     overrides: dict[str, object] = {}
@@ -131,9 +164,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not sep or not key:
             raise HarnessError(f"--set {item!r} is not KEY=VALUE", fix="e.g. --set load_users=10")
         overrides[key.strip()] = value.strip()
+    base = load_topology(args.topology) if args.topology else None
     for key in ("api_servers", "schedulers", "workers"):
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
+        elif base is not None and key in base.model_fields_set:
+            overrides.setdefault(key, getattr(base, key))  # the file's count, unless --set
     if args.repeat < 1:
         raise HarnessError("--repeat must be >= 1", fix="e.g. --repeat 5")
     experiment = build(args.experiment, overrides)
@@ -143,6 +179,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         platform=args.platform, airflow_version=args.airflow_version,
         logs_root=args.out / "logs", log=lambda m: print(m, file=sys.stderr),
         kube_context=args.kube_context, allowed_contexts=tuple(args.allow_context),
+        base_topology=base,
     ) as pool:  # fmt: skip
         summary = run_in_pool(pool, experiment, args.out, repeat=args.repeat, seed=args.seed)
     report = write_run_report(args.out)
@@ -307,6 +344,8 @@ COMMANDS = {
     "up": cmd_up,
     "probe": cmd_probe,
     "list": cmd_list,
+    "validate": cmd_validate,
+    "schema": cmd_schema,
     "run": cmd_run,
     "kind": cmd_kind,
     "report": cmd_report,
@@ -324,6 +363,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # output piped into `head`
+        sys.stderr.close()
+        return 0
     except SystemExit as exc:  # SIGTERM unwinding (harness.core.cleanup.Terminated)
         return exc.code if isinstance(exc.code, int) else 1
 

@@ -1,1 +1,1 @@
-"""Fault operations on any platform's nemesis: targeting and an undo that always runs."""
+"""Fault operations on any platform's nemesis: targeting, and an undo that always runs."""

@@ -1,455 +1,397 @@
-"""The fault catalogue: each experiment is a function of its parameters returning data.
+"""Experiments as YAML files: the shipped catalogue, users' own files, and their schema.
 
-Hypotheses come from ``shared/airflow-ha-notes.md`` ("what each experiment should
-expect"); every one is checked against measured figures and reported as confirmed,
-refuted or unknown.
+A file is an :class:`~harness.run.model.Experiment` whose values may be **expressions** of
+its parameters, plus what makes it a family of experiments::
+
+    schema_version: 1
+    name: api-server-kill
+    summary: one line for `ha-bench list`
+    params:                      # besides the common ones (api_servers, schedulers, ...)
+      all_replicas: {default: false, help: kill every api-server in a row}
+    vars:                        # derived values, in order
+      target: "{{ 'api-server/all' if all_replicas else 'api-server-0' }}"
+    description: "SIGKILL {{ target }} of {{ api_servers }} api-server(s)"
+    fault: {op: kill, target: "{{ target }}"}
+    hypotheses:
+      - when: "api_servers == 1 or all_replicas"   # list items may carry a condition
+        metric: downtime_s
+        op: ">"
+        value: 0
+    cases:                       # what `pytest experiments/` runs
+      - {id: api-server-kill-1, params: {api_servers: 1}, profiles: [smoke, full]}
+
+A string that is exactly ``{{ expr }}`` becomes the expression's value (a number stays a
+number); other strings with ``{{ }}`` are rendered as text (Jinja2, sandboxed, unknown
+names are errors). Every experiment takes the :data:`COMMON` parameters; they set the
+topology's replica counts and the Locust users unless the file sets those itself.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+import json
+import re
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
+import jinja2
+import jinja2.meta
+import jinja2.sandbox
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, create_model
+
+from harness.check.hypothesis import Hypothesis
 from harness.core.errors import HarnessError
 from harness.core.topology import Topology
-from harness.run.runner import DB_ENDPOINT, LIVENESS, Experiment, Fault, Hypothesis
+from harness.run.model import Experiment, Fault
+
+FILE_SCHEMA_VERSION = 1
+EXPR = r"^\s*\{\{.*\}\}\s*$"
+Expr = Annotated[str, StringConstraints(pattern=EXPR)]
+_FULL = re.compile(r"^\s*\{\{(.*)\}\}\s*$", re.S)
+_ENV = jinja2.sandbox.SandboxedEnvironment(undefined=jinja2.StrictUndefined)
 
 
-@dataclass(frozen=True)
-class Param:
-    name: str
-    default: Any
-    help: str
-    choices: tuple[Any, ...] | None = None
+class Param(BaseModel):
+    """A parameter: its default decides its type (bool, int, float or str)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    default: bool | int | float | str
+    help: str = ""
+    choices: tuple[bool | int | float | str, ...] | None = None
 
 
-COMMON = (
-    Param("api_servers", 2, "api-server replicas behind HAProxy"),
-    Param("schedulers", 2, "scheduler replicas (active-active)"),
-    Param("workers", 2, "Celery worker replicas"),
-    Param("load_users", 0, "Locust users loading the api-servers during the run"),
-)
+class Case(BaseModel):
+    """One case of the experiment suite: an id (results land under it) and parameters."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    params: dict[str, Any] = Field(default_factory=dict)
+    profiles: tuple[Literal["smoke", "full"], ...] = ("full",)
 
 
-_WORKER_PARAMS = (
-    Param("task_s", 20.0, "seconds the victim task runs"),
-    Param("heartbeat_timeout_s", 30.0, "[scheduler] task_instance_heartbeat_timeout override"),
-    Param("retries", 0, "[core] default_task_retries override"),
-    Param("retry_delay_s", 5.0, "[core] default_task_retry_delay override (s)"),
-)
-
-
-def _topology(p: dict[str, Any]) -> dict[str, Any]:
-    return {"api_servers": p["api_servers"], "schedulers": p["schedulers"],
-            "workers": p["workers"]}  # fmt: skip
-
-
-def api_server_kill(p: dict[str, Any]) -> Experiment:
-    n = p["api_servers"]
-    if n == 1 or p.get("all_replicas"):
-        hypotheses = (
-            Hypothesis("downtime_s", ">", 0.0,
-                       "no api-server is left: clients see an outage until the first "
-                       "replacement is ready"),
-            Hypothesis("failed_tasks", "<=", 0,
-                       "tasks survive a short api-server outage (Task SDK retries)",
-                       gate=False),
-        )  # fmt: skip
-    else:
-        hypotheses = (
-            Hypothesis("downtime_s", "<=", 1.0,
-                       "HAProxy health checks and retries mask one dead replica"),
-            Hypothesis("failed_tasks", "<=", 0, "no task fails"),
-        )  # fmt: skip
-    target = "api-server/all" if p.get("all_replicas") else "api-server-0"
-    return Experiment(
-        name="api-server-kill",
-        description=f"SIGKILL {target} of {n} api-server(s) behind the load balancer",
-        fault=Fault("kill", target),
-        topology=_topology(p),
-        hypotheses=hypotheses,
-        load_users=p["load_users"],
-        params=p,
-    )
-
-
-def scheduler_kill(p: dict[str, Any]) -> Experiment:
-    n = p["schedulers"]
-    if n == 1:
-        hypotheses = (
-            Hypothesis("scheduling_resumed_vs_restart", ">=", 0.8,
-                       "with one scheduler, no run triggered after the kill starts a task "
-                       "until the replacement scheduler is up"),
-            Hypothesis("task_start_gap_excess_s", ">", 1.0,
-                       "task starts stall beyond the normal gap (tasks queued before the kill "
-                       "still start, so the gap is shorter than the restart)", gate=False),
-        )  # fmt: skip
-    else:
-        hypotheses = (
-            Hypothesis("scheduling_delay_excess_s", "<=", 5.0,
-                       "active-active schedulers: runs triggered after the kill start within "
-                       "the normal trigger-to-start latency plus one scheduler heartbeat "
-                       "(5 s)"),
-            Hypothesis("task_start_gap_excess_s", "<=", 5.0,
-                       "no task-start gap beyond the normal one plus one heartbeat (5 s)"),
-            Hypothesis("failed_tasks", "<=", 0, "no task fails"),
-        )  # fmt: skip
-    return Experiment(
-        name="scheduler-kill",
-        description=f"SIGKILL scheduler-0 of {n} scheduler(s) while DAG runs flow",
-        fault=Fault("kill", "scheduler-0"),
-        topology=_topology(p),
-        hypotheses=hypotheses,
-        load_users=p["load_users"],
-        baseline_s=8.0,
-        params=p,
-    )
-
-
-def api_server_pause(p: dict[str, Any]) -> Experiment:
-    return Experiment(
-        name="api-server-pause",
-        description="SIGSTOP api-server-0 for hold_s seconds (a hung replica), then SIGCONT",
-        fault=Fault("pause", "api-server-0", hold_s=float(p["hold_s"])),
-        topology=_topology(p),
-        hypotheses=(
-            Hypothesis(
-                "downtime_s",
-                "<=",
-                2.0,
-                "HAProxy's 500 ms checks take the hung replica out within ~1-2 s",
-            ),
-        ),
-        load_users=p["load_users"],
-        params=p,
-    )
-
-
-def dag_processor_kill(p: dict[str, Any]) -> Experiment:
-    return Experiment(
-        name="dag-processor-kill",
-        description="SIGKILL the dag-processor while DAG runs flow",
-        fault=Fault("kill", "dag-processor-0"),
-        topology=_topology(p),
-        hypotheses=(
-            Hypothesis("failed_tasks", "<=", 0, "already-parsed DAGs keep running: no task fails"),
-            Hypothesis(
-                "scheduling_delay_excess_s",
-                "<=",
-                5.0,
-                "scheduling does not wait for the dag-processor (+ one heartbeat)",
-            ),
-            Hypothesis("downtime_s", "<=", 0.5, "the API does not notice"),
-        ),
-        load_users=p["load_users"],
-        params=p,
-    )
-
-
-def _with_config(p: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
-    """Topology overrides plus Airflow config overrides (recorded and reported)."""
-    return {**_topology(p), "airflow_config": {k: str(v) for k, v in config.items()}}
-
-
-def _heartbeat_config(p: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "scheduler.task_instance_heartbeat_timeout": int(p["heartbeat_timeout_s"]),
-        "scheduler.task_instance_heartbeat_timeout_detection_interval": 5,
-        "core.default_task_retries": int(p["retries"]),
-        "core.default_task_retry_delay": int(p["retry_delay_s"]),
-    }
-
-
-def worker_kill(p: dict[str, Any]) -> Experiment:
-    timeout, retries, delay = p["heartbeat_timeout_s"], p["retries"], p["retry_delay_s"]
-    # the task's last heartbeat is at most one [workers] min_heartbeat_interval (5 s) old
-    # when it dies; the scheduler looks every detection interval (5 s); the driver polls 1 s
-    bound = timeout + 5 + 5 + 5
-    hypotheses = [
-        Hypothesis("victim_failed_after_s", "<=", bound,
-                   f"the heartbeat timeout ({timeout:g} s, shortened from 300) decides: the "
-                   "SIGKILLed task is failed within timeout + detection interval + slack"),
-        Hypothesis("victim_failed_after_s", ">=", timeout - 6,
-                   "nothing notices the dead task sooner than the heartbeat timeout",
-                   gate=False),
-    ]  # fmt: skip
-    if retries:
-        hypotheses += [
-            Hypothesis("victim_rerun_after_s", "<=", bound + delay + 10,
-                       f"with {retries} retr{'y' if retries == 1 else 'ies'} the task reruns "
-                       f"after the failure plus the retry delay ({delay:g} s)"),
-            Hypothesis("victim_succeeded", "==", 1, "the rerun succeeds"),
-        ]  # fmt: skip
-    else:
-        hypotheses.append(
-            Hypothesis("victim_failed", "==", 1, "without retries the killed task fails for good")
-        )
-    return Experiment(
-        name="worker-kill",
-        description=f"SIGKILL the Celery worker running a {p['task_s']:g} s task (retries "
-        f"{retries}, task_instance_heartbeat_timeout {timeout:g} s)",
-        fault=Fault("kill", "worker/victim"),
-        topology=_with_config(p, _heartbeat_config(p)),
-        hypotheses=tuple(hypotheses),
-        load_users=p["load_users"],
-        victim_dag="ha_bench_long",
-        victim_conf={"sleep_s": p["task_s"]},
-        victim_timeout_s=bound + (delay + p["task_s"] + 30 if retries else 10),
-        # a killed task is failed, not lost; a rerun is a new try, not a duplicate
-        params=p,
-    )
-
-
-def worker_terminate(p: dict[str, Any]) -> Experiment:
-    grace = p["grace_s"]
-    return Experiment(
-        name="worker-terminate",
-        description=f"SIGTERM the Celery worker running a {p['task_s']:g} s task (warm "
-        f"shutdown, grace {grace:g} s, DUMB_INIT_SETSID=0 semantics)",
-        fault=Fault("terminate", "worker/victim", grace_s=grace),
-        topology=_with_config(p, _heartbeat_config(p)),
-        hypotheses=(
-            Hypothesis(
-                "terminate_graceful",
-                "==",
-                1,
-                "warm shutdown: the worker exits by itself within the grace period",
-            ),
-            Hypothesis("victim_succeeded", "==", 1, "the running task finishes"),
-            Hypothesis("victim_executions", "==", 1, "and runs exactly once"),
-            Hypothesis("failed_tasks", "<=", 0, "no task fails"),
-        ),
-        load_users=p["load_users"],
-        victim_dag="ha_bench_long",
-        victim_conf={"sleep_s": p["task_s"]},
-        victim_timeout_s=p["task_s"] + 60,
-        params=p,
-    )
-
-
-def triggerer_kill(p: dict[str, Any]) -> Experiment:
-    n = p["triggerers"]
-    return Experiment(
-        name="triggerer-kill",
-        description=f"SIGKILL triggerer-0 of {n} while a deferred task waits on it",
-        fault=Fault("kill", "triggerer-0"),
-        topology={**_topology(p), "triggerers": n},
-        hypotheses=(
-            Hypothesis("victim_succeeded", "==", 1, "the deferred task resumes and succeeds"),
-            Hypothesis(
-                "victim_done_after_s",
-                "<=",
-                60.0,
-                "deferred tasks resume within a minute of the kill",
-            ),
-            Hypothesis(
-                "victim_done_after_s",
-                ">=",
-                20.0,
-                "...but not before ~30 s after the last heartbeat of the dead triggerer "
-                "(triggerer_health_check_threshold), even when its replacement is ready "
-                "sooner: only then do its triggers move",
-                gate=False,
-            ),
-            Hypothesis("failed_tasks", "<=", 0, "no task fails"),
-        ),
-        load_users=p["load_users"],
-        workload_dags=("ha_bench_short",),
-        victim_dag="ha_bench_deferrable",
-        victim_wait_s=4.0,  # the task has deferred and its trigger runs on the triggerer
-        victim_timeout_s=120.0,
-        params=p,
-    )
-
-
-def postgres_restart(p: dict[str, Any]) -> Experiment:
-    hold = float(p["hold_s"])
-    return Experiment(
-        name="postgres-restart",
-        description=f"stop PostgreSQL (fast shutdown) for {hold:g} s, then start it again",
-        fault=Fault("stop_service", "postgres", hold_s=hold),
-        topology=_topology(p),
-        hypotheses=(
-            Hypothesis(
-                "db_endpoint_downtime_s",
-                ">=",
-                0.8 * hold,
-                "API calls that need the DB fail for the whole outage",
-                gate=False,
-            ),
-            Hypothesis(
-                "downtime_s",
-                "<=",
-                1.0,
-                "the api-servers stay up: /api/v2/version needs no DB",
-                gate=False,
-            ),
-            Hypothesis("recovered", "==", True, "every component is ready again"),
-            Hypothesis(
-                "all_ready_after_s", "<=", hold + 90, "full recovery within 90 s of the DB's return"
-            ),
-        ),
-        load_users=p["load_users"],
-        lb_endpoints=(LIVENESS, DB_ENDPOINT),
-        recover_timeout_s=hold + 120,
-        drain_timeout_s=90.0,
-        params=p,
-    )
-
-
-def redis_restart(p: dict[str, Any]) -> Experiment:
-    hold, queued = float(p["hold_s"]), p["queued_timeout_s"]
-    return Experiment(
-        name="redis-restart",
-        description=f"stop Redis (the Celery broker, no persistence) for {hold:g} s, then "
-        f"start it again; task_queued_timeout {queued:g} s",
-        fault=Fault("stop_service", "redis", hold_s=hold),
-        topology=_with_config(
-            p,
-            {
-                "scheduler.task_queued_timeout": int(queued),
-                "scheduler.task_queued_timeout_check_interval": 10,
-            },
-        ),
-        hypotheses=(
-            Hypothesis(
-                "failed_tasks",
-                "<=",
-                0,
-                "no task fails: the executor and the workers reconnect to the broker",
-                gate=False,
-            ),
-            Hypothesis("recovered", "==", True, "every component is ready again"),
-            Hypothesis(
-                "scheduling_resumed_s",
-                "<=",
-                hold + 60,
-                "tasks start again within a minute of Redis's return",
-            ),
-            Hypothesis(
-                "dag_run_latency_max_s",
-                ">=",
-                queued,
-                f"a task queued in the lost broker waits for task_queued_timeout "
-                f"({queued:g} s, shortened from 600)",
-                gate=False,
-            ),
-        ),
-        load_users=p["load_users"],
-        recover_timeout_s=hold + 120,
-        drain_timeout_s=queued + 90,
-        params=p,
-    )
-
-
-@dataclass(frozen=True)
-class Entry:
-    make: Callable[[dict[str, Any]], Experiment]
-    summary: str
-    params: tuple[Param, ...]
-
-
-CATALOGUE: dict[str, Entry] = {
-    "api-server-kill": Entry(
-        api_server_kill,
-        "kill an api-server (or all, in a row) under probing, load and DAG runs",
-        (*COMMON, Param("all_replicas", False, "kill every api-server in a row")),
-    ),
-    "api-server-pause": Entry(
-        api_server_pause,
-        "stall one api-server (SIGSTOP) and see whether the load balancer routes around it",
-        (*COMMON, Param("hold_s", 10.0, "seconds the replica stays stopped")),
-    ),
-    "dag-processor-kill": Entry(
-        dag_processor_kill,
-        "kill the dag-processor; running DAGs should not notice (parse gap only)",
-        COMMON,
-    ),
-    "scheduler-kill": Entry(
-        scheduler_kill,
-        "kill a scheduler while DAG runs flow; gap in task starts, 1 vs N schedulers",
-        COMMON,
-    ),
-    "worker-kill": Entry(
-        worker_kill,
-        "SIGKILL the worker running a task: time to failure (heartbeat timeout) or retry",
-        (*COMMON, *_WORKER_PARAMS),
-    ),
-    "worker-terminate": Entry(
-        worker_terminate,
-        "SIGTERM the worker running a task: warm shutdown lets it finish, nothing lost",
-        (*COMMON, *_WORKER_PARAMS, Param("grace_s", 60.0, "termination grace period (s)")),
-    ),
-    "triggerer-kill": Entry(
-        triggerer_kill,
-        "kill the triggerer while a deferred task waits: time until it resumes",
-        (*COMMON, Param("triggerers", 1, "triggerer replicas")),
-    ),
-    "postgres-restart": Entry(
-        postgres_restart,
-        "take the metadata DB down and back: API errors, task outcomes, full recovery",
-        (*COMMON, Param("hold_s", 30.0, "seconds PostgreSQL stays down")),
-    ),
-    "redis-restart": Entry(
-        redis_restart,
-        "take the Celery broker down and back: queued tasks, time until tasks start again",
-        (
-            *COMMON,
-            Param("hold_s", 10.0, "seconds Redis stays down"),
-            Param("queued_timeout_s", 60.0, "[scheduler] task_queued_timeout override (s)"),
-        ),
-    ),
+COMMON: dict[str, Param] = {
+    "api_servers": Param(default=2, help="api-server replicas behind HAProxy"),
+    "schedulers": Param(default=2, help="scheduler replicas (active-active)"),
+    "workers": Param(default=2, help="Celery worker replicas"),
+    "load_users": Param(default=0, help="Locust users loading the api-servers during the run"),
 }
 
 
-def _coerce(value: Any, default: Any, name: str) -> Any:
-    if isinstance(value, str):
-        if isinstance(default, bool):
-            if value.lower() in ("1", "true", "yes"):
-                return True
-            if value.lower() in ("0", "false", "no"):
-                return False
-        else:
-            try:
-                return type(default)(value)
-            except ValueError:
-                pass
+def _loose(annotation: Any) -> Any:
+    """``annotation`` or an expression string (for the file schema)."""
+    return annotation | Expr
+
+
+def _file_model(model: type[BaseModel], name: str, *, skip=(), extra: dict | None = None):
+    fields: dict[str, Any] = {}
+    for key, info in model.model_fields.items():
+        if key in skip:
+            continue
+        default = ... if info.is_required() else info.get_default(call_default_factory=True)
+        fields[key] = (_loose(info.annotation), Field(default, description=info.description))
+    fields.update(extra or {})
+    return create_model(name, __config__=ConfigDict(extra="forbid"), **fields)
+
+
+WHEN = (str | bool | None, Field(None, description="include this item only if it holds"))
+FaultFile = _file_model(Fault, "FaultFile")
+HypothesisFile = _file_model(Hypothesis, "HypothesisFile", extra={"when": WHEN})
+ExperimentFile = _file_model(
+    Experiment,
+    "ExperimentFile",
+    skip=("params", "fault", "hypotheses", "name"),
+    extra={
+        "schema_version": (Literal[1], Field(description="experiment file format version")),
+        "name": (str, Field(pattern=r"^[a-z][a-z0-9-]*$")),
+        "summary": (str, Field("", description="one line for `ha-bench list`")),
+        "params": (dict[str, Param], Field(default_factory=dict)),
+        "vars": (dict[str, Any], Field(default_factory=dict, description="derived values")),
+        "cases": (list[Case], Field(default_factory=list, description="suite cases")),
+        "fault": (FaultFile, ...),
+        "hypotheses": (list[HypothesisFile], Field(default_factory=list)),
+    },
+)
+META = ("schema_version", "summary", "params", "vars", "cases")
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of an experiment file (``ha-bench schema``)."""
+    schema = ExperimentFile.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "airflow-ha-bench experiment file"
+    return schema
+
+
+_UNION_TAG = re.compile(r"^(float|int|bool|str|none|constrained-str|function-\S+|"
+                        r"(literal|tuple|dict|list)\[.*\]|\w+File)$")  # fmt: skip
+
+
+def _path(loc: tuple) -> str:
+    """``loc`` without pydantic's union-member tags (``float``, ``constrained-str`` ...)."""
+    parts = [str(p) for p in loc if not (isinstance(p, str) and _UNION_TAG.match(p))]
+    return ".".join(parts) or "(top level)"
+
+
+def _problems(exc: ValidationError, prefix: str = "") -> list[str]:
+    """One line per field: ``path: message``; "or an expression" where one was allowed."""
+    messages: dict[str, str] = {}
+    expression_allowed = set()
+    for e in exc.errors():
+        path = _path(e["loc"])
+        if e["type"] == "string_pattern_mismatch" and e.get("ctx", {}).get("pattern") == EXPR:
+            expression_allowed.add(path)
+            continue
+        messages.setdefault(path, e["msg"])
+    for path in expression_allowed - set(messages):
+        messages[path] = "not a valid value or expression"
+    return [
+        f"{prefix}{path}: {msg}" + (" (or a '{{ expression }}')" if path in expression_allowed
+                                   else "")
+        for path, msg in messages.items()
+    ]  # fmt: skip
+
+
+class ExperimentSpec:
+    """A validated experiment file; :meth:`build` applies parameters."""
+
+    def __init__(self, raw: dict[str, Any], source: str) -> None:
+        self.source = source
+        self.raw = raw
+        self.file = ExperimentFile.model_validate(raw)  # raises ValidationError
+        self.name: str = self.file.name
+        self.summary: str = self.file.summary
+        self.params: dict[str, Param] = {**COMMON, **self.file.params}
+        self.cases: list[Case] = list(self.file.cases)
+
+    def values(self, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Parameter values: defaults, then ``overrides`` (coerced; unknown ones refused)."""
+        values = {k: p.default for k, p in self.params.items()}
+        for key, value in (overrides or {}).items():
+            if key not in self.params:
+                raise HarnessError(
+                    f"experiment {self.name} has no parameter {key!r}",
+                    fix=f"use one of: {', '.join(self.params)}",
+                )
+            values[key] = _coerce(value, self.params[key], key)
+        return values
+
+    def build(self, overrides: dict[str, Any] | None = None) -> Experiment:
+        """The experiment with parameters ``overrides``; a key with a dot
+        (``scheduler.task_queued_timeout``) is an Airflow config override."""
+        overrides = dict(overrides or {})
+        config = {k: str(overrides.pop(k)) for k in list(overrides) if "." in k}
+        values = self.values(overrides)
+        try:
+            body = self._render(values)
+            experiment = Experiment.model_validate(body)
+        except ValidationError as exc:
+            lines = _problems(exc)
+            raise HarnessError(
+                f"{self.source}: with {values}: {lines[0]}"
+                + (f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""),
+                fix=f"run `ha-bench validate {self.source}`",
+            ) from None
+        if config:
+            topology = dict(experiment.topology)
+            topology["airflow_config"] = {**topology.get("airflow_config", {}), **config}
+            experiment = experiment.replace(topology=topology)
+        Topology().with_overrides(**experiment.topology)  # a bad topology fails before a start
+        return experiment
+
+    def _render(self, values: dict[str, Any]) -> dict[str, Any]:
+        ctx = dict(values)
+        for key, expr in self.file.vars.items():
+            ctx[key] = _render(expr, ctx, f"vars.{key}")
+        body = {k: v for k, v in self.raw.items() if k not in META}
+        body = _render(body, ctx, "")
+        topology = {k: values[k] for k in ("api_servers", "schedulers", "workers")}
+        body["topology"] = {**topology, **(body.get("topology") or {})}
+        config = body["topology"].get("airflow_config")
+        if isinstance(config, dict):  # Airflow reads strings; "{{ n }}" gives a number
+            body["topology"]["airflow_config"] = {k: str(v) for k, v in config.items()}
+        body.setdefault("load_users", values["load_users"])
+        body["params"] = values
+        return body
+
+
+def _check_names(source: str, ctx: dict[str, Any], where: str) -> None:
+    unknown = jinja2.meta.find_undeclared_variables(_ENV.parse(source)) - set(ctx)
+    if unknown:
         raise HarnessError(
-            f"parameter {name}={value!r} is not a {type(default).__name__}",
-            fix=f"pass e.g. --set {name}={default}",
+            f"{where}: unknown name(s) {', '.join(sorted(unknown))} in {source!r}",
+            fix=f"use a parameter or var: {', '.join(sorted(ctx))}",
+        )
+
+
+def _evaluate(expr: str, ctx: dict[str, Any], where: str) -> Any:
+    _check_names("{{ " + expr.strip() + " }}", ctx, where)
+    try:
+        return _ENV.compile_expression(expr, undefined_to_none=False)(**ctx)
+    except jinja2.TemplateError as exc:
+        raise HarnessError(f"{where}: {exc} in {expr!r}", fix="correct the expression") from None
+
+
+def _render(node: Any, ctx: dict[str, Any], where: str) -> Any:
+    """``node`` with every expression evaluated and every ``when`` item filtered."""
+    if isinstance(node, str):
+        full = _FULL.match(node)
+        if full and "{{" not in full.group(1):
+            return _evaluate(full.group(1), ctx, where)
+        if "{{" in node or "{%" in node:
+            _check_names(node, ctx, where)
+            return _ENV.from_string(node).render(**ctx)
+        return node
+    if isinstance(node, list):
+        out = []
+        for i, item in enumerate(node):
+            here = f"{where}.{i}".lstrip(".")
+            if isinstance(item, dict) and "when" in item:
+                cond = item["when"]
+                if isinstance(cond, str):
+                    match = _FULL.match(cond)
+                    cond = _evaluate(match.group(1) if match else cond, ctx, f"{here}.when")
+                if not cond:
+                    continue
+                item = {k: v for k, v in item.items() if k != "when"}
+            out.append(_render(item, ctx, here))
+        return out
+    if isinstance(node, dict):
+        return {k: _render(v, ctx, f"{where}.{k}".lstrip(".")) for k, v in node.items()}
+    return node
+
+
+def _coerce(value: Any, param: Param, name: str) -> Any:
+    default = param.default
+    kind = type(default)
+    if isinstance(value, str) and kind is not str:
+        value = _parse(value, default, name)
+    elif kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if type(value) is not kind:
+        raise HarnessError(
+            f"parameter {name}={value!r} is not a {kind.__name__}",
+            fix=f"pass e.g. --set {name}={json.dumps(default)}",
+        )
+    if param.choices is not None and value not in param.choices:
+        raise HarnessError(
+            f"parameter {name}={value!r} is not one of {list(param.choices)}",
+            fix=f"pass one of: {', '.join(map(str, param.choices))}",
         )
     return value
 
 
-def build(name: str, overrides: dict[str, Any] | None = None) -> Experiment:
-    """The experiment ``name`` with parameters ``overrides`` (unknown ones refused).
+def _parse(value: str, default: Any, name: str) -> Any:
+    if isinstance(default, bool):
+        if value.lower() in ("1", "true", "yes"):
+            return True
+        if value.lower() in ("0", "false", "no"):
+            return False
+    else:
+        try:
+            return type(default)(value)
+        except ValueError:
+            pass
+    raise HarnessError(
+        f"parameter {name}={value!r} is not a {type(default).__name__}",
+        fix=f"pass e.g. --set {name}={default}",
+    )
 
-    A key with a dot (``scheduler.task_queued_timeout``) is an Airflow config override,
-    applied to every component on top of the experiment's own and stated in its report.
+
+def read_file(path: Path) -> dict[str, Any]:
+    """The YAML mapping in ``path`` (a one-line error for anything else)."""
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except OSError as exc:
+        raise HarnessError(f"cannot read {path}: {exc.strerror}", fix="check the path") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" (line {mark.line + 1})" if mark else ""
+        raise HarnessError(f"{path}: not valid YAML{at}", fix="correct the YAML syntax") from None
+    if not isinstance(data, dict):
+        raise HarnessError(f"{path}: not a mapping of fields", fix="see `ha-bench schema`")
+    return data
+
+
+def validate_file(path: Path) -> list[str]:
+    """Every problem of an experiment file, each ``field.path: message``; none if valid.
+
+    The file is checked as written, then built with its defaults and with each case's
+    parameters, so an expression that yields a wrong type is found too.
     """
-    if name not in CATALOGUE:
-        raise HarnessError(
-            f"unknown experiment {name!r}",
-            fix=f"use one of: {', '.join(CATALOGUE)} (see `ha-bench list`)",
-        )
-    entry = CATALOGUE[name]
-    known = {p.name: p for p in entry.params}
-    params = {p.name: p.default for p in entry.params}
-    overrides = dict(overrides or {})
-    airflow_config = {k: str(overrides.pop(k)) for k in list(overrides) if "." in k}
-    for key, value in overrides.items():
-        if key not in known:
-            raise HarnessError(
-                f"experiment {name} has no parameter {key!r}",
-                fix=f"use one of: {', '.join(known)}",
-            )
-        params[key] = _coerce(value, known[key].default, key)
-    experiment = entry.make(params)
-    if airflow_config:  # "section.key" parameters are Airflow config overrides
-        topology = dict(experiment.topology)
-        topology["airflow_config"] = {**topology.get("airflow_config", {}), **airflow_config}
-        Topology().with_overrides(**topology)  # a malformed key fails here, before any start
-        experiment = dataclasses.replace(experiment, topology=topology)
-    return experiment
+    try:
+        raw = read_file(path)
+        spec = ExperimentSpec(raw, str(path))
+    except HarnessError as exc:
+        return [str(exc)]
+    except ValidationError as exc:
+        return _problems(exc)
+    problems = []
+    for params in [{}] + [c.params for c in spec.cases]:
+        try:
+            spec.build(params)
+        except HarnessError as exc:
+            problems.append(str(exc))
+    return list(dict.fromkeys(problems))
+
+
+def load_spec(path: Path) -> ExperimentSpec:
+    """A user's experiment file, validated (a one-line error naming the first problem)."""
+    raw = read_file(path)
+    try:
+        return ExperimentSpec(raw, str(path))
+    except ValidationError as exc:
+        lines = _problems(exc, f"{path}: ")
+        more = f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""
+        raise HarnessError(lines[0] + more, fix=f"run `ha-bench validate {path}`") from None
+
+
+def shipped_files() -> list[Path]:
+    """The catalogue's experiment files, shipped in the package."""
+    folder = resources.files("harness.run") / "experiments"
+    return sorted(Path(str(p)) for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+@cache
+def catalogue() -> dict[str, ExperimentSpec]:
+    """Name → spec of every shipped experiment."""
+    specs = {}
+    for path in shipped_files():
+        spec = load_spec(path)
+        if spec.name != path.stem:
+            raise HarnessError(f"{path}: name {spec.name!r} differs from the file name",
+                               fix=f"rename the file to {spec.name}.yaml")  # fmt: skip
+        specs[spec.name] = spec
+    return specs
+
+
+def spec_for(name_or_path: str | Path) -> ExperimentSpec:
+    """A shipped experiment by name, or a user's file by path (``*.yaml`` / ``*.yml``)."""
+    text = str(name_or_path)
+    if text in catalogue():
+        return catalogue()[text]
+    if text.endswith((".yaml", ".yml")) or Path(text).is_file():
+        return load_spec(Path(text))
+    raise HarnessError(
+        f"unknown experiment {text!r}",
+        fix=f"use one of: {', '.join(catalogue())} (see `ha-bench list`), or a .yaml file",
+    )
+
+
+def build(name_or_path: str | Path, overrides: dict[str, Any] | None = None) -> Experiment:
+    """The experiment ``name_or_path`` with parameters ``overrides`` (unknown ones refused)."""
+    return spec_for(name_or_path).build(overrides)
+
+
+def suite_cases() -> list[tuple[str, Case]]:
+    """(experiment, case) of every shipped case, grouped so that consecutive cases share a
+    topology (one cluster start per group)."""
+    cases = [(name, case) for name, spec in catalogue().items() for case in spec.cases]
+    topology = {c.id: json.dumps(build(n, c.params).topology, sort_keys=True) for n, c in cases}
+    first: dict[str, int] = {}
+    for _, c in cases:
+        first.setdefault(topology[c.id], len(first))
+    return sorted(cases, key=lambda nc: first[topology[nc[1].id]])

@@ -10,7 +10,8 @@ from typing import Any
 
 from harness.core.errors import HarnessError
 from harness.core.topology import Topology
-from harness.run.runner import Experiment, run_experiment
+from harness.run.model import Experiment
+from harness.run.runner import run_experiment
 
 PLATFORMS = ("local", "kubernetes")
 
@@ -32,7 +33,10 @@ class ClusterPool(contextlib.AbstractContextManager):
         *,
         kube_context: str | None = None,
         allowed_contexts: tuple[str, ...] = (),
+        base_topology: Topology | None = None,
     ) -> None:
+        """``base_topology`` (``--topology FILE``) is what each experiment's overrides
+        apply to; the reference topology if ``None``."""
         if platform not in PLATFORMS:
             raise HarnessError(f"unknown platform {platform!r}", fix="use local or kubernetes")
         if platform == "kubernetes":
@@ -50,6 +54,7 @@ class ClusterPool(contextlib.AbstractContextManager):
                 kube_context or current_context(), self.allowed
             )
         self.platform = platform
+        self.base_topology = base_topology or Topology()
         self.airflow_version = airflow_version
         self.logs_root = logs_root
         self.log = log
@@ -61,7 +66,7 @@ class ClusterPool(contextlib.AbstractContextManager):
         changes = dict(experiment.topology)
         if self.airflow_version:
             changes["airflow_version"] = self.airflow_version
-        return Topology().with_overrides(**changes)
+        return self.base_topology.with_overrides(**changes)
 
     def _new_cluster(self, topology: Topology, logs: Path | None):
         if self.platform == "kubernetes":

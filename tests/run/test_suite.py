@@ -13,7 +13,7 @@ import pytest
 from harness.platform.base import Cluster
 from harness.platform.kubernetes.cluster import KubernetesCluster
 from harness.platform.kubernetes.manifests import prepare_manifests, render
-from harness.run.catalogue import CATALOGUE, build
+from harness.run.catalogue import build, catalogue
 from harness.run.suite import ClusterPool
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
@@ -27,7 +27,7 @@ def test_experiments_have_no_platform_specific_code():
 
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (kustomize) not installed")
-@pytest.mark.parametrize("name", sorted(CATALOGUE))
+@pytest.mark.parametrize("name", sorted(catalogue()))
 def test_every_experiment_maps_onto_the_kubernetes_platform(name):
     experiment = build(name)
     pool = ClusterPool("kubernetes", kube_context="kind-ha-bench")

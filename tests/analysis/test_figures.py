@@ -1,22 +1,17 @@
-"""Experiment logic on hand-built histories: figures, hypotheses, verdicts, catalogue."""
+"""Figures of one repetition on hand-built histories: scheduling, victim, health, faults."""
 
 import pytest
 
-from harness.core.errors import HarnessError
-from harness.core.history import events_frame
-from harness.run.catalogue import CATALOGUE, build
-from harness.run.runner import (
-    HEALTH,
-    Hypothesis,
+from harness.analysis.figures import (
     dag_run_latency,
-    failed_verdicts,
     fault_details,
     health_unhealthy,
     scheduling_latency,
-    summarize,
     task_start_gaps,
     victim_figures,
 )
+from harness.core.airflow_api import HEALTH
+from harness.core.history import events_frame
 
 
 def _trigger(run_id, t):
@@ -78,7 +73,7 @@ def test_task_start_gaps_split_at_the_fault():
 def test_downtime_counts_only_outages_from_the_fault_on():
     import pandas as pd
 
-    from harness.run.runner import _split_at
+    from harness.analysis.figures import _split_at
 
     windows = pd.DataFrame(
         {"start_mono": [1.0, 9.0, 12.0], "end_mono": [2.0, 11.0, 13.0],
@@ -90,56 +85,6 @@ def test_downtime_counts_only_outages_from_the_fault_on():
     assert after["start_wall"].iloc[0] == 110.0
     assert list(before["duration_s"]) == [1.0, 1.0]
     assert before["end_wall"].iloc[1] == 110.0
-
-
-def test_hypothesis_verdicts():
-    h = Hypothesis("downtime_s", "<=", 1.0)
-    assert h.check({"downtime_s": 0.5})["verdict"] == "confirmed"
-    assert h.check({"downtime_s": 1.5})["verdict"] == "refuted"
-    assert h.check({"downtime_s": None})["verdict"] == "unknown"
-
-
-def _rep(downtime, valid=True):
-    return {"downtime_s": downtime, "executions": {"valid": valid, "problems": []}}
-
-
-def test_summary_contract_and_gates():
-    exp = build("api-server-kill", {"api_servers": 2})
-    summary = summarize(exp, [_rep(0.0), _rep(2.5)], {"platform": "local"})
-    for key in ("experiment", "params", "repetitions", "verdicts"):
-        assert key in summary
-    assert summary["experiment"] == "api-server-kill"
-    assert summary["params"]["api_servers"] == 2
-    assert summary["verdicts"]["downtime_s <= 1.0"]["verdict"] == "refuted"
-    assert summary["verdicts"]["downtime_s <= 1.0"]["measured"] == [0.0, 2.5]
-    misses = failed_verdicts(summary)
-    assert any("downtime_s <= 1.0" in m and "2.5" in m for m in misses)
-
-
-def test_non_gate_hypotheses_are_reported_but_do_not_fail():
-    exp = build("api-server-kill", {"api_servers": 1, "schedulers": 1})
-    reps = [{**_rep(10.0), "failed_tasks": 3}]
-    summary = summarize(exp, reps, {})
-    assert summary["verdicts"]["failed_tasks <= 0"]["verdict"] == "refuted"
-    assert summary["verdicts"]["failed_tasks <= 0"]["gate"] is False
-    assert failed_verdicts(summary) == []
-
-
-def test_lost_executions_fail_the_run():
-    exp = build("scheduler-kill", {})
-    summary = summarize(exp, [_rep(0.0, valid=False)], {})
-    assert summary["verdicts"]["executions"]["verdict"] == "refuted"
-    assert failed_verdicts(summary)
-
-
-def test_catalogue_parameters_are_coerced_and_validated():
-    exp = build("api-server-pause", {"hold_s": "2.5", "api_servers": "2"})
-    assert exp.fault.hold_s == 2.5
-    assert exp.topology["api_servers"] == 2
-    with pytest.raises(HarnessError, match="all_replicas"):
-        build("api-server-kill", {"all_replicas": "maybe"})
-    for name in CATALOGUE:
-        assert build(name).name == name
 
 
 def _task_state(t, state, run_id="v", task_id="long", try_number=1):
@@ -201,23 +146,3 @@ def test_fault_details_report_a_graceful_stop():
     late = [{"op": "terminate", "detail": {"graceful": False, "shutdown_s": 60.0}}]
     assert fault_details(late)["terminate_graceful"] == 0
     assert fault_details([{"op": "kill", "detail": {"signalled": 3}}]) == {}
-
-
-def test_worker_experiments_state_their_config_overrides():
-    exp = build("worker-kill", {"retries": "1", "heartbeat_timeout_s": "20"})
-    config = exp.topology["airflow_config"]
-    assert config["scheduler.task_instance_heartbeat_timeout"] == "20"
-    assert config["core.default_task_retries"] == "1"
-    assert exp.fault.target == "worker/victim" and exp.victim_dag == "ha_bench_long"
-    assert {h.metric for h in exp.hypotheses} >= {"victim_rerun_after_s", "victim_succeeded"}
-    assert build("worker-terminate").fault.grace_s == 60.0
-
-
-def test_dotted_parameters_are_airflow_config_overrides():
-    exp = build("redis-restart", {"scheduler.scheduler_heartbeat_sec": "2", "hold_s": "5"})
-    config = exp.topology["airflow_config"]
-    assert config["scheduler.scheduler_heartbeat_sec"] == "2"
-    assert config["scheduler.task_queued_timeout"] == "60"  # the experiment's own stays
-    assert exp.fault.hold_s == 5.0
-    with pytest.raises(HarnessError, match=r"section\.key"):
-        build("scheduler-kill", {"Not.Valid": "1"})

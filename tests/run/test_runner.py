@@ -1,0 +1,38 @@
+"""The runner's summary: the documented contract and the gates."""
+
+from harness.check.hypothesis import failed_verdicts
+from harness.run.catalogue import build
+from harness.run.runner import summarize
+
+
+def _rep(downtime, valid=True):
+    return {"downtime_s": downtime, "executions": {"valid": valid, "problems": []}}
+
+
+def test_summary_contract_and_gates():
+    exp = build("api-server-kill", {"api_servers": 2})
+    summary = summarize(exp, [_rep(0.0), _rep(2.5)], {"platform": "local"})
+    for key in ("experiment", "params", "repetitions", "verdicts"):
+        assert key in summary
+    assert summary["experiment"] == "api-server-kill"
+    assert summary["params"]["api_servers"] == 2
+    assert summary["verdicts"]["downtime_s <= 1.0"]["verdict"] == "refuted"
+    assert summary["verdicts"]["downtime_s <= 1.0"]["measured"] == [0.0, 2.5]
+    misses = failed_verdicts(summary)
+    assert any("downtime_s <= 1.0" in m and "2.5" in m for m in misses)
+
+
+def test_non_gate_hypotheses_are_reported_but_do_not_fail():
+    exp = build("api-server-kill", {"api_servers": 1, "schedulers": 1})
+    reps = [{**_rep(10.0), "failed_tasks": 3}]
+    summary = summarize(exp, reps, {})
+    assert summary["verdicts"]["failed_tasks <= 0"]["verdict"] == "refuted"
+    assert summary["verdicts"]["failed_tasks <= 0"]["gate"] is False
+    assert failed_verdicts(summary) == []
+
+
+def test_lost_executions_fail_the_run():
+    exp = build("scheduler-kill", {})
+    summary = summarize(exp, [_rep(0.0, valid=False)], {})
+    assert summary["verdicts"]["executions"]["verdict"] == "refuted"
+    assert failed_verdicts(summary)
