@@ -17,8 +17,9 @@ LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
 
 
 def _lint(cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([str(LINT_IMPORTS), "--no-cache"], cwd=cwd, capture_output=True,
-                          text=True, timeout=120, env={"PYTHONPATH": str(cwd), "PATH": ""})  # fmt: skip
+    env = {"PYTHONPATH": str(cwd), "PATH": ""}
+    return subprocess.run([str(LINT_IMPORTS), "--no-cache"], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
 
 
 def test_the_import_contracts_hold():
