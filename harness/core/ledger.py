@@ -10,18 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
-
-
-def read_ledger(path: Path | str) -> list[dict[str, Any]]:
-    """The side-effect ledger's rows; skips a torn last line (and logs any corrupt line)."""
-    path = Path(path)
-    if not path.exists():
-        return []
-    return parse_ledger(path.read_bytes(), source=str(path))
 
 
 def parse_ledger(data: bytes, *, source: str = "ledger") -> list[dict[str, Any]]:

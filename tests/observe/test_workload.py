@@ -13,7 +13,7 @@ from jsonserver import JsonHandler, serving
 
 from harness.core.errors import HarnessError
 from harness.core.history import HistoryWriter, read_history
-from harness.core.ledger import read_ledger
+from harness.core.ledger import parse_ledger
 from harness.observe.workload.driver import WorkloadDriver
 
 
@@ -194,8 +194,7 @@ def test_refuses_non_loopback(tmp_path: Path) -> None:
         WorkloadDriver("http://192.168.1.10:8080", writer)
 
 
-def test_read_ledger_skips_torn_last_line(tmp_path: Path) -> None:
-    path = tmp_path / "ledger.jsonl"
-    assert read_ledger(path) == []
-    path.write_text('{"phase":"start","task_id":"a"}\n\n{"phase":"end","task_id":"a"}\n{"pha')
-    assert [r["phase"] for r in read_ledger(path)] == ["start", "end"]
+def test_parse_ledger_skips_blank_corrupt_and_torn_lines() -> None:
+    assert parse_ledger(b"") == []
+    data = b'{"phase":"start","task_id":"a"}\n\nnot json\n{"phase":"end","task_id":"a"}\n{"pha'
+    assert [r["phase"] for r in parse_ledger(data)] == ["start", "end"]
