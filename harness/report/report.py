@@ -10,6 +10,10 @@ single experiment directory. It writes, next to the data:
   opens from disk or as an e-mail attachment);
 - for a run directory, ``summary.json``: an index of its experiments.
 
+This module computes the content (:class:`Report`: its text, tables as rows of cells,
+figures with their paths and embedded data); the Jinja2 templates in ``templates/`` lay
+it out as Markdown and as HTML. Text has inline `code` and **bold** only.
+
 Everything in it is measured (the summaries and histories); nothing is estimated without
 saying how, and a single repetition gets no confidence interval.
 """
@@ -21,14 +25,25 @@ import html
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
-from harness.analysis.stats import median_ci
-from harness.report.runs import Repetition, Run, Variant, load_run, load_summaries
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
 
-__all__ = ["load_summaries", "render_markdown", "write_run_report"]
+from harness.analysis.stats import median_ci
+from harness.report.runs import (
+    Repetition,
+    Run,
+    Variant,
+    is_experiment_dir,
+    load_run,
+    load_summaries,
+)
+
+__all__ = ["Report", "load_summaries", "render_markdown", "write_run_report"]
 
 FIGURES_DIR = "figures"
 FIGURE_KEYS = (
@@ -40,6 +55,16 @@ FIGURE_KEYS = (
     ("failed_tasks", "failed tasks"),
     ("scheduling_resumed_s", "scheduling resumed (s)"),
     ("task_start_gap_after_s", "largest task-start gap after (s)"),
+)
+VERDICTS_NOTE = (
+    "A gate is an SLO: refuted fails the run. An expectation is a hypothesis under "
+    "study, reported without failing anything. Measured: one value per repetition; "
+    "median: over repetitions, with a bootstrap 95% confidence interval of the median."
+)
+PHASES_NOTE = (
+    "Probes through the load balancer: before the fault, during (fault until "
+    "sustained recovery) and after; medians over repetitions, latency of successful "
+    "probes in ms."
 )
 
 
@@ -53,90 +78,73 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
-# --- a tiny document model rendered to Markdown and to HTML -------------------------------
-
-
-@dataclass
-class Heading:
-    level: int
-    text: str
-
-
-@dataclass
-class Para:
-    text: str  # inline `code` and **bold** only
+# --- what the templates lay out ----------------------------------------------------------
 
 
 @dataclass
 class Table:
     headers: list[str]
-    rows: list[list[str]]
+    rows: list[list[str]] = field(default_factory=list)
 
 
 @dataclass
-class Image:
-    png: Path  # relative to the report's directory
-    svg: Path
-    alt: str
+class Figure:
+    png: str  # relative to the report's directory
+    svg: str
+    alt: str  # also the caption
+    data_uri: str  # the PNG, for report.html
 
 
 @dataclass
-class Code:
-    text: str
-    summary: str  # shown collapsed in HTML
+class Curve:
+    """One repetition under "Recovery curves": a note (why its curve is not fresh), a
+    figure, or both."""
+
+    note: str | None = None
+    figure: Figure | None = None
 
 
 @dataclass
-class Bullets:
-    items: list[str]
+class ExperimentSection:
+    name: str
+    description: str | None
+    repetitions: list[str]  # one line per repetition
+    curves: list[Curve]
 
 
-Block = Heading | Para | Table | Image | Code | Bullets
+@dataclass
+class Report:
+    """A report's content, as the templates lay it out (section by section)."""
+
+    intro: str
+    overview_note: str
+    overview: Table
+    repetitions_figure: Figure
+    setup: Table
+    exact_setups: list[tuple[str, str]]  # (experiment, its setup as JSON)
+    verdicts: Table
+    phases: Table
+    phase_figure: Figure
+    experiments: list[ExperimentSection]
+    verdicts_note: str = VERDICTS_NOTE
+    phases_note: str = PHASES_NOTE
+
+    def figures(self) -> list[Figure]:
+        curves = [c.figure for e in self.experiments for c in e.curves if c.figure]
+        return [self.repetitions_figure, self.phase_figure, *curves]
 
 
-def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+def _figure(out: Path, png: Path, svg: Path, alt: str) -> Figure:
+    data = base64.b64encode(png.read_bytes()).decode("ascii")
+    return Figure(
+        png.relative_to(out).as_posix(),
+        svg.relative_to(out).as_posix(),
+        alt,
+        f"data:image/png;base64,{data}",
+    )
 
 
-def to_markdown(blocks: list[Block]) -> str:
-    out: list[str] = []
-    for b in blocks:
-        if isinstance(b, Heading):
-            out += ["#" * b.level + " " + b.text, ""]
-        elif isinstance(b, Para):
-            out += [b.text, ""]
-        elif isinstance(b, Bullets):
-            out += [f"- {item}" for item in b.items] + [""]
-        elif isinstance(b, Table):
-            out.append("| " + " | ".join(_md_cell(h) for h in b.headers) + " |")
-            out.append("|" + "---|" * len(b.headers))
-            out += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in b.rows]
-            out.append("")
-        elif isinstance(b, Image):
-            out += [f"![{b.alt}]({b.png.as_posix()})", "", f"[SVG]({b.svg.as_posix()})", ""]
-        elif isinstance(b, Code):
-            out += [
-                f"<details><summary>{b.summary}</summary>",
-                "",
-                "```json",
-                b.text,
-                "```",
-                "",
-                "</details>",
-                "",
-            ]
-    return "\n".join(out)
-
-
-def _inline(text: str) -> str:
-    text = html.escape(text, quote=False)
-    text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
-    return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", text)
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-
+# --- templates ---------------------------------------------------------------------------
 
 VERDICT_CLASS = {
     "confirmed": "ok",
@@ -145,62 +153,43 @@ VERDICT_CLASS = {
     "regression": "bad",
     "improvement": "ok",
 }
-CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;
-max-width:1320px;padding:0 1em;color:#222;line-height:1.45}
-h1{font-size:1.6em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}
-h3{margin-top:1.6em}table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:.9em}
-th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}
-th{background:#f3f3f3}code{background:#f3f3f3;padding:0 .25em;border-radius:3px}
-td.ok{background:#e5f5e0}td.bad{background:#fde0dd;font-weight:bold}td.unk{background:#fff3cd}
-figure{margin:1em 0 2em}figure img{max-width:100%;border:1px solid #eee}
-figcaption{font-size:.85em;color:#555}pre{background:#f7f7f7;padding:.8em;overflow:auto;
-font-size:.8em}details{margin:.4em 0 1em}nav a{margin-right:1em}
-"""
 
 
-def to_html(blocks: list[Block], base: Path, title: str) -> str:
-    """HTML with every PNG embedded (``base``: the directory image paths are relative to)."""
-    out = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{html.escape(title)}</title>",
-        f"<style>{CSS}</style></head><body>",
-    ]
-    for b in blocks:
-        if isinstance(b, Heading):
-            out.append(f'<h{b.level} id="{_slug(b.text)}">{_inline(b.text)}</h{b.level}>')
-        elif isinstance(b, Para):
-            out.append(f"<p>{_inline(b.text)}</p>")
-        elif isinstance(b, Bullets):
-            out.append("<ul>" + "".join(f"<li>{_inline(i)}</li>" for i in b.items) + "</ul>")
-        elif isinstance(b, Table):
-            head = "".join(f"<th>{_inline(h)}</th>" for h in b.headers)
-            rows = []
-            for row in b.rows:
-                cells = []
-                for c in row:
-                    cls = VERDICT_CLASS.get(c.split(" ")[0].strip("*").lower())
-                    attr = f' class="{cls}"' if cls else ""
-                    cells.append(f"<td{attr}>{_inline(c)}</td>")
-                rows.append("<tr>" + "".join(cells) + "</tr>")
-            out.append(
-                f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-            )
-        elif isinstance(b, Image):
-            data = base64.b64encode((base / b.png).read_bytes()).decode("ascii")
-            out.append(
-                f'<figure><img alt="{html.escape(b.alt)}" src="data:image/png;base64,{data}">'
-                f'<figcaption>{_inline(b.alt)} — <a href="{html.escape(b.svg.as_posix())}">'
-                "SVG</a> (next to this report)</figcaption></figure>"
-            )
-        elif isinstance(b, Code):
-            out.append(
-                f"<details><summary>{html.escape(b.summary)}</summary>"
-                f"<pre>{html.escape(b.text)}</pre></details>"
-            )
-    out.append("</body></html>")
-    return "\n".join(out) + "\n"
+def _md_row(cells: list[str]) -> str:
+    return "| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
+
+
+def _inline(text: str) -> Markup:
+    """HTML of text with inline `code` and **bold**; everything else escaped."""
+    text = html.escape(str(text), quote=False)
+    text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
+    return Markup(re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", text))
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def _verdict_class(cell: str) -> str:
+    """The CSS class of a table cell that starts with a verdict ("" for any other)."""
+    return VERDICT_CLASS.get(cell.split(" ")[0].strip("*").lower(), "")
+
+
+@cache
+def _templates() -> Environment:
+    env = Environment(
+        loader=PackageLoader("harness.report", "templates"),
+        autoescape=select_autoescape(["html", "html.j2"]),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(md_row=_md_row, inline=_inline, slug=_slug, verdict_class=_verdict_class)
+    return env
+
+
+def _render(template: str, **context: Any) -> str:
+    return _templates().get_template(template).render(**context).rstrip("\n") + "\n"
 
 
 # --- content ---------------------------------------------------------------------------
@@ -228,7 +217,18 @@ def _machine_text(machine: dict[str, Any] | None) -> str:
     )
 
 
-def _setup_blocks(run: Run) -> list[Block]:
+SETUP_HEADERS = [
+    "experiment",
+    "Airflow",
+    "platform",
+    "topology",
+    "config overrides",
+    "harness",
+    "machine",
+]
+
+
+def _setup_table(run: Run) -> Table:
     rows = []
     for v in run.variants:
         m = v.metadata
@@ -243,28 +243,19 @@ def _setup_blocks(run: Run) -> list[Block]:
                 _machine_text(m.get("machine")),
             ]
         )
-    blocks: list[Block] = [
-        Heading(2, "Setup"),
-        Table(
-            [
-                "experiment",
-                "Airflow",
-                "platform",
-                "topology",
-                "config overrides",
-                "harness",
-                "machine",
-            ],
-            rows,
-        ),
-    ]
+    return Table(SETUP_HEADERS, rows)
+
+
+def _exact_setups(run: Run) -> list[tuple[str, str]]:
+    """(experiment, JSON of its metadata and definition) for each variant."""
+    out = []
     for v in run.variants:
         exact = {
             "metadata": {k: val for k, val in v.metadata.items() if k not in ("ports", "timings")},
             "experiment_definition": v.summary.get("experiment_definition"),
         }
-        blocks.append(Code(json.dumps(exact, indent=2, default=str), f"exact setup of {v.name}"))
-    return blocks
+        out.append((v.name, json.dumps(exact, indent=2, default=str)))
+    return out
 
 
 def _verdict_text(counts: dict[str, int]) -> str:
@@ -273,7 +264,19 @@ def _verdict_text(counts: dict[str, int]) -> str:
     return ", ".join(f"{counts[k]} {k}" for k in keys) or "-"
 
 
-def _overview_blocks(run: Run) -> list[Block]:
+OVERVIEW_HEADERS = [
+    "experiment",
+    "n",
+    "downtime",
+    "recovery",
+    "detected after",
+    "replacement ready",
+    "failed tasks",
+    "verdicts",
+]
+
+
+def _overview_table(run: Run) -> Table:
     rows = []
     for v in run.variants:
         rows.append(
@@ -288,6 +291,10 @@ def _overview_blocks(run: Run) -> list[Block]:
                 _verdict_text(v.verdict_counts()),
             ]
         )
+    return Table(OVERVIEW_HEADERS, rows)
+
+
+def _overview_note(run: Run) -> str:
     n_max = max((len(v.repetitions) for v in run.variants), default=0)
     note = (
         "Medians over repetitions with a bootstrap 95% confidence interval of the median "
@@ -301,26 +308,10 @@ def _overview_blocks(run: Run) -> list[Block]:
         )
     elif any(len(v.repetitions) < 5 for v in run.variants):
         note += " Intervals from fewer than 5 repetitions are rough."
-    return [
-        Heading(2, "Overview"),
-        Para(
-            note + " Downtime: total outage of the probe stream through the load balancer; "
-            "the other times are seconds since the fault."
-        ),
-        Table(
-            [
-                "experiment",
-                "n",
-                "downtime",
-                "recovery",
-                "detected after",
-                "replacement ready",
-                "failed tasks",
-                "verdicts",
-            ],
-            rows,
-        ),
-    ]
+    return (
+        note + " Downtime: total outage of the probe stream through the load balancer; "
+        "the other times are seconds since the fault."
+    )
 
 
 def _measured_median(hypothesis: str, measured: Any) -> str:
@@ -332,78 +323,62 @@ def _measured_median(hypothesis: str, measured: Any) -> str:
     return median_ci(measured).text(unit="s" if metric.endswith("_s") else "")
 
 
-def _verdict_blocks(run: Run) -> list[Block]:
-    rows = []
-    for v in run.variants:
-        for name, verdict in v.verdicts.items():
-            measured = verdict.get("measured")
-            median = _measured_median(name, measured)
-            if isinstance(measured, list):
-                measured = ", ".join(
-                    _fmt(m) if not isinstance(m, list) else "; ".join(map(str, m)) or "none"
-                    for m in measured
-                )
-            rows.append(
-                [
-                    v.name,
-                    f"`{name}`",
-                    "SLO (gate)" if verdict.get("gate", True) else "expectation (not a gate)",
-                    f"**{verdict.get('verdict')}**",
-                    _fmt(measured)[:300],
-                    median,
-                    str(verdict.get("why") or ""),
-                ]
-            )
+def _verdict_row(variant: str, name: str, verdict: dict[str, Any]) -> list[str]:
+    measured = verdict.get("measured")
+    median = _measured_median(name, measured)
+    if isinstance(measured, list):
+        measured = ", ".join(
+            _fmt(m) if not isinstance(m, list) else "; ".join(map(str, m)) or "none"
+            for m in measured
+        )
     return [
-        Heading(2, "SLO verdicts"),
-        Para(
-            "A gate is an SLO: refuted fails the run. An expectation is a hypothesis under "
-            "study, reported without failing anything. Measured: one value per repetition; "
-            "median: over repetitions, with a bootstrap 95% confidence interval of the median."
-        ),
-        Table(["experiment", "hypothesis", "kind", "verdict", "measured", "median", "why"], rows),
+        variant,
+        f"`{name}`",
+        "SLO (gate)" if verdict.get("gate", True) else "expectation (not a gate)",
+        f"**{verdict.get('verdict')}**",
+        _fmt(measured)[:300],
+        median,
+        str(verdict.get("why") or ""),
     ]
 
 
-def _phase_blocks(run: Run) -> list[Block]:
-    rows = []
-    for v in run.variants:
-        for phase in ("before", "during", "after"):
+def _verdicts_table(run: Run) -> Table:
+    return Table(
+        ["experiment", "hypothesis", "kind", "verdict", "measured", "median", "why"],
+        [
+            _verdict_row(v.name, name, verdict)
+            for v in run.variants
+            for name, verdict in v.verdicts.items()
+        ],
+    )
 
-            def med(key: str, phase: str = phase, v: Variant = v) -> float | None:
-                vals = [
-                    (r.figures.get("phases") or {}).get(phase, {}).get(key) for r in v.repetitions
-                ]
-                return median_ci(vals).median
 
-            def ms(key: str) -> str:
-                x = med(key)
-                return "-" if x is None else f"{x * 1000:.1f}"
+def _phase_row(v: Variant, phase: str) -> list[str]:
+    def med(key: str) -> float | None:
+        vals = [(r.figures.get("phases") or {}).get(phase, {}).get(key) for r in v.repetitions]
+        return median_ci(vals).median
 
-            err = med("error_rate")
-            rows.append(
-                [
-                    v.name,
-                    phase,
-                    _fmt(med("count"), 0),
-                    "-" if err is None else f"{err * 100:.2f}%",
-                    ms("latency_p50_s"),
-                    ms("latency_p95_s"),
-                    ms("latency_p99_s"),
-                ]
-            )
+    def ms(key: str) -> str:
+        x = med(key)
+        return "-" if x is None else f"{x * 1000:.1f}"
+
+    err = med("error_rate")
     return [
-        Heading(2, "Latency per phase"),
-        Para(
-            "Probes through the load balancer: before the fault, during (fault until "
-            "sustained recovery) and after; medians over repetitions, latency of successful "
-            "probes in ms."
-        ),
-        Table(
-            ["experiment", "phase", "probes", "error rate", "p50 (ms)", "p95 (ms)", "p99 (ms)"],
-            rows,
-        ),
+        v.name,
+        phase,
+        _fmt(med("count"), 0),
+        "-" if err is None else f"{err * 100:.2f}%",
+        ms("latency_p50_s"),
+        ms("latency_p95_s"),
+        ms("latency_p99_s"),
     ]
+
+
+def _phases_table(run: Run) -> Table:
+    return Table(
+        ["experiment", "phase", "probes", "error rate", "p50 (ms)", "p95 (ms)", "p99 (ms)"],
+        [_phase_row(v, phase) for v in run.variants for phase in ("before", "during", "after")],
+    )
 
 
 def _repetition_line(r: Repetition) -> str:
@@ -418,134 +393,139 @@ def _repetition_line(r: Repetition) -> str:
     )
 
 
-def _experiment_blocks(run: Run, out: Path, figures: Path) -> Iterator[Block]:
+def _kept_curve(r: Repetition, out: Path, stem: str, caption: str) -> Curve:
+    """A repetition without history: its curve from an earlier report, if there is one."""
+    png, svg = out / FIGURES_DIR / f"{stem}.png", out / FIGURES_DIR / f"{stem}.svg"
+    kept = png.exists() and svg.exists()
+    note = (
+        f"Repetition {r.number}: no event history in `{r.dir.name}/` "
+        "(figures above are from summary.json"
+        + ("; the curve is kept from an earlier report)." if kept else ").")
+    )
+    return Curve(note, _figure(out, png, svg, caption) if kept else None)
+
+
+def _curve(v: Variant, r: Repetition, out: Path) -> Curve:
+    """The recovery curve of one repetition, drawn from its history."""
     from harness.analysis.curves import recovery_curve
     from harness.report.plots import recovery_curve_figure, save_figure
 
+    stem = f"{v.name}-rep-{r.number}-recovery"
+    caption = (
+        f"Recovery curve of {v.name}, repetition {r.number}: LB success and error "
+        "rate, latency, per-replica success, lifecycle; red line: the fault"
+    )
+    if not r.has_history:
+        return _kept_curve(r, out, stem, caption)
+    try:
+        df = r.history()
+    except (OSError, ValueError) as exc:
+        return Curve(f"Repetition {r.number}: history unreadable ({exc}).")
+    curve = recovery_curve(df, figures=r.figures)
+    title = (
+        f"{v.name} — repetition {r.number}: {curve.fault_label or 'no fault'}; "
+        f"downtime {_fmt(r.figures.get('downtime_s'), 2)} s, "
+        f"recovery {_fmt(r.figures.get('recovery_s'), 2)} s"
+    )
+    png, svg = save_figure(recovery_curve_figure(curve, title=title), out / FIGURES_DIR, stem)
+    return Curve(figure=_figure(out, png, svg, caption))
+
+
+def _experiment_sections(run: Run, out: Path) -> Iterator[ExperimentSection]:
     for v in run.variants:
-        definition = v.summary.get("experiment_definition") or {}
-        yield Heading(3, v.name)
-        if definition.get("description"):
-            yield Para(str(definition["description"]))
-        yield Bullets([_repetition_line(r) for r in v.repetitions])
-        for r in v.repetitions:
-            stem = f"{v.name}-rep-{r.number}-recovery"
-            caption = (
-                f"Recovery curve of {v.name}, repetition {r.number}: LB success and error "
-                "rate, latency, per-replica success, lifecycle; red line: the fault"
-            )
-            if not r.has_history:
-                earlier = (figures / f"{stem}.png", figures / f"{stem}.svg")
-                kept = all(path.exists() for path in earlier)
-                yield Para(
-                    f"Repetition {r.number}: no event history in `{r.dir.name}/` "
-                    "(figures above are from summary.json"
-                    + ("; the curve is kept from an earlier report)." if kept else ").")
-                )
-                if kept:
-                    yield Image(earlier[0].relative_to(out), earlier[1].relative_to(out), caption)
-                continue
-            try:
-                df = r.history()
-            except (OSError, ValueError) as exc:
-                yield Para(f"Repetition {r.number}: history unreadable ({exc}).")
-                continue
-            curve = recovery_curve(df, figures=r.figures)
-            title = (
-                f"{v.name} — repetition {r.number}: {curve.fault_label or 'no fault'}; "
-                f"downtime {_fmt(r.figures.get('downtime_s'), 2)} s, "
-                f"recovery {_fmt(r.figures.get('recovery_s'), 2)} s"
-            )
-            fig = recovery_curve_figure(curve, title=title)
-            png, svg = save_figure(fig, figures, stem)
-            yield Image(png.relative_to(out), svg.relative_to(out), caption)
+        description = (v.summary.get("experiment_definition") or {}).get("description")
+        yield ExperimentSection(
+            v.name,
+            str(description) if description else None,
+            [_repetition_line(r) for r in v.repetitions],
+            [_curve(v, r, out) for r in v.repetitions],
+        )
 
 
-def build_report(run: Run, out: Path) -> list[Block]:
-    """The report's blocks; writes its figures under ``out/figures``."""
+def _title(run_name: str, single: bool = False) -> str:
+    return f"airflow-ha-bench {'experiment' if single else 'run'} `{run_name}`"
+
+
+def _intro(run: Run) -> str:
+    started = run.started()
+    versions = sorted({str(v.metadata.get("airflow_version")) for v in run.variants})
+    return (
+        f"{len(run.variants)} experiment(s)"
+        + (f", measured from {started:%Y-%m-%d %H:%M} UTC" if started else "")
+        + f"; Airflow {', '.join(versions)}. Sections: overview, setup, SLO verdicts, "
+        "latency per phase, recovery curves per experiment and repetition."
+    )
+
+
+def _run_figures(run: Run, out: Path) -> tuple[Figure, Figure]:
+    """The run's repetitions figure and latency-per-phase figure."""
     from harness.report.plots import phase_latency_figure, repetitions_figure, save_figure
 
     figures = out / FIGURES_DIR
-    kind = "experiment" if run.is_single_experiment else "run"
-    blocks: list[Block] = [Heading(1, f"airflow-ha-bench {kind} `{run.name}`")]
-    started = run.started()
-    versions = sorted({str(v.metadata.get("airflow_version")) for v in run.variants})
-    blocks.append(
-        Para(
-            f"{len(run.variants)} experiment(s)"
-            + (f", measured from {started:%Y-%m-%d %H:%M} UTC" if started else "")
-            + f"; Airflow {', '.join(versions)}. Sections: overview, setup, SLO verdicts, "
-            "latency per phase, recovery curves per experiment and repetition."
-        )
-    )
-    blocks += _overview_blocks(run)
     png, svg = save_figure(repetitions_figure(run), figures, "repetitions")
-    blocks.append(
-        Image(
-            png.relative_to(out),
-            svg.relative_to(out),
-            "Downtime and recovery per repetition (dots), median (black) and 95% "
-            "CI of the median (orange; none with 1 repetition)",
-        )
+    reps = _figure(
+        out,
+        png,
+        svg,
+        "Downtime and recovery per repetition (dots), median (black) and 95% "
+        "CI of the median (orange; none with 1 repetition)",
     )
-    blocks += _setup_blocks(run)
-    blocks += _verdict_blocks(run)
-    blocks += _phase_blocks(run)
     png, svg = save_figure(phase_latency_figure(run), figures, "phase-latency")
-    blocks.append(
-        Image(
-            png.relative_to(out),
-            svg.relative_to(out),
-            "LB latency per phase: p95 bars, p50 dots, p99 triangles",
-        )
-    )
-    blocks += [Heading(2, "Recovery curves")]
-    blocks += list(_experiment_blocks(run, out, figures))
-    used = {out / path for b in blocks if isinstance(b, Image) for path in (b.png, b.svg)}
+    phases = _figure(out, png, svg, "LB latency per phase: p95 bars, p50 dots, p99 triangles")
+    return reps, phases
+
+
+def _remove_stale_figures(report: Report, out: Path) -> None:
+    """Remove figures an earlier report drew of data that is gone."""
+    used = {out / path for f in report.figures() for path in (f.png, f.svg)}
+    figures = out / FIGURES_DIR
     for stale in [*figures.glob("*.png"), *figures.glob("*.svg")]:
         if stale not in used:
-            stale.unlink()  # from an earlier report of data that is gone
-    return blocks
+            stale.unlink()
+
+
+def build_report(run: Run, out: Path) -> Report:
+    """The report's content; writes its figures under ``out/figures``."""
+    repetitions, phases = _run_figures(run, out)
+    report = Report(
+        intro=_intro(run),
+        overview_note=_overview_note(run),
+        overview=_overview_table(run),
+        repetitions_figure=repetitions,
+        setup=_setup_table(run),
+        exact_setups=_exact_setups(run),
+        verdicts=_verdicts_table(run),
+        phases=_phases_table(run),
+        phase_figure=phases,
+        experiments=list(_experiment_sections(run, out)),
+    )
+    _remove_stale_figures(report, out)
+    return report
+
+
+def _pages(run_dir: Path, finished: bool) -> tuple[str, str]:
+    """(report.md, report.html) of ``run_dir``, which has ``finished`` experiments or none;
+    writes the figures they show."""
+    context = {"title": _title(run_dir.name), "page_title": run_dir.name, "report": None}
+    if finished:
+        run = load_run(run_dir)
+        context = {
+            "title": _title(run.name, run.is_single_experiment),
+            "page_title": f"airflow-ha-bench {run.name}",
+            "report": build_report(run, run_dir),
+        }
+    return _render("report.md.j2", **context), _render("report.html.j2", **context)
 
 
 def render_markdown(run_dir: Path) -> str:
     """The Markdown report of ``run_dir`` (writes its figures, as the report links them)."""
     run_dir = Path(run_dir)
-    if not load_summaries(run_dir):
-        return f"# airflow-ha-bench run `{run_dir.name}`\n\nNo experiment finished a repetition.\n"
-    return to_markdown(build_report(load_run(run_dir), run_dir))
+    return _pages(run_dir, bool(load_summaries(run_dir)))[0]
 
 
-def write_run_report(run_dir: Path) -> Path:
-    """Write ``report.md``, ``report.html`` and ``figures/`` into ``run_dir``, and for a run
-    directory its ``summary.json`` index; returns the path of ``report.md``."""
-    run_dir = Path(run_dir)
-    report = run_dir / "report.md"
-    page = run_dir / "report.html"
-    summaries = load_summaries(run_dir)
-    if not summaries:
-        text = f"# airflow-ha-bench run `{run_dir.name}`\n\nNo experiment finished a repetition.\n"
-        report.write_text(text)
-        page.write_text(
-            to_html(
-                [
-                    Heading(1, f"airflow-ha-bench run `{run_dir.name}`"),
-                    Para("No experiment finished a repetition."),
-                ],
-                run_dir,
-                run_dir.name,
-            )
-        )
-    else:
-        run = load_run(run_dir)
-        blocks = build_report(run, run_dir)
-        report.write_text(to_markdown(blocks))
-        page.write_text(to_html(blocks, run_dir, f"airflow-ha-bench {run.name}"))
-    if (run_dir / "summary.json").exists() and "repetitions" in json.loads(
-        (run_dir / "summary.json").read_text()
-    ):
-        return report  # a single experiment's directory: its summary is the contract
-    index = {
+def _index(run_dir: Path, summaries: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """A run directory's ``summary.json``: its experiments' headline figures and verdicts."""
+    return {
         "run_id": run_dir.name,
         "experiments": {
             name: {
@@ -558,5 +538,17 @@ def write_run_report(run_dir: Path) -> Path:
             for name, s in summaries
         },
     }
-    (run_dir / "summary.json").write_text(json.dumps(index, indent=2) + "\n")
-    return report
+
+
+def write_run_report(run_dir: Path) -> Path:
+    """Write ``report.md``, ``report.html`` and ``figures/`` into ``run_dir``, and for a run
+    directory its ``summary.json`` index; returns the path of ``report.md``."""
+    run_dir = Path(run_dir)
+    summaries = load_summaries(run_dir)
+    markdown, page = _pages(run_dir, bool(summaries))
+    (run_dir / "report.md").write_text(markdown)
+    (run_dir / "report.html").write_text(page)
+    if not is_experiment_dir(run_dir):  # an experiment's own summary is its contract
+        index = _index(run_dir, summaries)
+        (run_dir / "summary.json").write_text(json.dumps(index, indent=2) + "\n")
+    return run_dir / "report.md"

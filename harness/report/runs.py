@@ -1,9 +1,10 @@
 """Recorded runs on disk: a run directory of experiment variants, each with repetitions.
 
 A *run directory* (``results/<run-id>/``) holds one sub-directory per experiment variant,
-each with a ``summary.json`` (``repetitions``, ``verdicts``, ``metadata`` ...) and
-``rep-N/`` directories with the event history. A single variant's directory is accepted
-wherever a run directory is: it is a run of one variant.
+each with a ``summary.json`` (``repetitions``, ``verdicts``, ``metadata`` ...; read and
+validated by :mod:`harness.core.results`) and ``rep-N/`` directories with the event
+history. A single variant's directory is accepted wherever a run directory is: it is a
+run of one variant.
 """
 
 from __future__ import annotations
@@ -19,24 +20,37 @@ import pandas as pd
 
 from harness.core.errors import HarnessError
 from harness.core.history import HISTORY_DIR, read_history
+from harness.core.results import read_summary
 
-__all__ = ["Repetition", "Run", "Variant", "find_runs", "load_run", "load_summaries"]
+__all__ = [
+    "Repetition",
+    "Run",
+    "Variant",
+    "find_runs",
+    "is_experiment_dir",
+    "load_run",
+    "load_summaries",
+]
+
+
+def is_experiment_dir(path: Path | str) -> bool:
+    """Whether ``path`` is one experiment's directory: its own ``summary.json`` has
+    repetitions (a run directory's own ``summary.json`` is the index its report writes)."""
+    own = Path(path) / "summary.json"
+    return own.exists() and "repetitions" in _read_json(own)
 
 
 def load_summaries(run_dir: Path) -> list[tuple[str, dict[str, Any]]]:
-    """(name, summary) of each experiment in a run dir, or of the one experiment dir given."""
+    """(name, summary) of each experiment in a run dir, or of the one experiment dir given;
+    every summary is validated (:func:`harness.core.results.read_summary`)."""
     run_dir = Path(run_dir)
-    own = run_dir / "summary.json"
-    if own.exists():
-        data = _read_json(own)
-        if "repetitions" in data:
-            return [(run_dir.name, data)]
-    out = []
-    for path in sorted(run_dir.glob("*/summary.json")):
-        data = _read_json(path)
-        if "repetitions" in data:
-            out.append((path.parent.name, data))
-    return out
+    if is_experiment_dir(run_dir):
+        return [(run_dir.name, read_summary(run_dir / "summary.json").model_dump())]
+    return [
+        (path.parent.name, read_summary(path).model_dump())
+        for path in sorted(run_dir.glob("*/summary.json"))
+        if "repetitions" in _read_json(path)  # not, e.g., a probe calibration's summary
+    ]
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -155,8 +169,7 @@ def load_run(path: Path | str) -> Run:
             f"{path} holds no experiment results (no */summary.json with repetitions)",
             fix="pass results/<run-id> or results/<run-id>/<experiment> (see `ha-bench runs`)",
         )
-    own = path / "summary.json"
-    single = own.exists() and "repetitions" in _read_json(own)
+    single = is_experiment_dir(path)
     variants = []
     for name, summary in summaries:
         vdir = path if single else path / name

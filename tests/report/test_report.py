@@ -265,3 +265,27 @@ def test_hypothesis_medians_only_for_numbers_with_their_unit():
     assert _measured_median("executions", [[], ["1 lost run"]]) == "-"
     assert _measured_median("downtime_s <= 1.0", [None, None]) == "-"
     assert _measured_median("downtime_s <= 1.0", None) == "-"
+
+
+def test_text_from_the_data_is_escaped_in_html_and_in_markdown_tables(tmp_path: Path):
+    exp = copy_run(tmp_path / "exp", SMOKE_RUN / "scheduler-kill-a2-s2-w1")
+    summary = json.loads((exp / "summary.json").read_text())
+    summary["experiment_definition"]["description"] = "kill <script>x</script> & `a<b`"
+    summary["verdicts"]["executions"]["why"] = "lost | duplicated"
+    (exp / "summary.json").write_text(json.dumps(summary))
+    md = write_run_report(exp).read_text()
+    assert "kill <script>x</script> & `a<b`" in md and "| lost \\| duplicated |" in md
+    page = (exp / "report.html").read_text()
+    assert "<script" not in page
+    assert "<p>kill &lt;script&gt;x&lt;/script&gt; &amp; <code>a&lt;b</code></p>" in page
+    assert "&lt;script&gt;x" in page.split("<pre>")[1]  # the exact setup, escaped too
+
+
+def test_a_summary_of_a_newer_schema_is_refused_with_the_fix(tmp_path: Path, capsys):
+    run = copy_run(tmp_path / "run")
+    path = run / VARIANTS[0] / "summary.json"
+    path.write_text(json.dumps(dict(json.loads(path.read_text()), schema_version=99)))
+    assert main(["report", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "schema_version 99 is newer than this harness reads" in err and "fix:" in err
+    assert not (run / "report.md").exists()
