@@ -22,7 +22,8 @@ import psutil
 from harness.core.history import read_history
 from harness.core.topology import Topology
 from harness.observe.load.process import LoadProcess
-from harness.observe.probe.prober import ProberProcess, ProbeTarget
+from harness.observe.probe.prober import ProbeTarget
+from harness.observe.probe.process import ProberProcess
 from harness.observe.workload import DAGS_DIR
 from harness.platform.local.cluster import LocalCluster
 from harness.run.runner import machine

@@ -47,13 +47,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(skip)
 
 
+REPORT = pytest.StashKey[Path]()
+
+
 @pytest.fixture(scope="session")
 def run_dir(request: pytest.FixtureRequest) -> Path:
     path = request.config.getoption("--results") / new_run_id()
     path.mkdir(parents=True)
     yield path
-    write_run_report(path)
-    print(f"\nresults: {path}")
+    report = write_run_report(path)
+    request.config.stash[REPORT] = report.with_suffix(".html")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    """End with where the report is (a fixture's print would be swallowed by capture)."""
+    report = config.stash.get(REPORT, None)
+    if report is not None:
+        terminalreporter.write_sep("-", "ha-bench results")
+        terminalreporter.write_line(f"report: {report}")
+        terminalreporter.write_line(f"summary: {report.parent}/*/summary.json")
 
 
 @pytest.fixture(scope="session")

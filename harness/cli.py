@@ -269,7 +269,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    from harness.observe.probe.prober import probe_command
+    from harness.observe.probe.command import probe_command
 
     summary = probe_command(
         args.url, args.duration, args.interval, args.timeout, args.out,

@@ -23,7 +23,7 @@ fi
 if ((${#need_os[@]})); then
   if command -v apt-get >/dev/null; then
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-    echo "setup: installing OS packages: ${need_os[*]}"
+    echo "setup: installing OS packages: ${need_os[*]} (apt-get)"
     $SUDO apt-get update -qq
     # policy-rc.d: do not start the packages' own system services; the harness runs its own
     $SUDO sh -c 'printf "#!/bin/sh\nexit 101\n" > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d'
@@ -36,11 +36,16 @@ if ((${#need_os[@]})); then
 fi
 
 if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv"
   "$PYTHON" -m venv .venv
 fi
+echo "setup: installing the harness into .venv"
 .venv/bin/python -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
-.venv/bin/python -m pip install --quiet -e ".[dev]" 2>&1 | grep -v "is ignored: it is neither" || true
+# PYTHONWARNINGS: setuptools' notices about editable installs are not for our users
+PYTHONWARNINGS=ignore .venv/bin/python -m pip install --quiet -e ".[dev]" 2>&1 \
+  | grep -v "is ignored: it is neither" || true
 .venv/bin/python -c "import harness, locust, pandas" # fails loudly if the install did not work
 
+echo "setup: Airflow under test (its own cached environment)"
 .venv/bin/python -m harness.platform.airflow_env $AIRFLOW_VERSION
-echo "setup: ready"
+echo "setup: ready — experiments: .venv/bin/python -m pytest experiments/; tests: .venv/bin/python -m pytest"

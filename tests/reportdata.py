@@ -13,6 +13,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from harness.core import results
+
 DATA = Path(__file__).parent / "data"
 SMOKE_RUN = DATA / "smoke-run-1"
 VARIANTS = (
@@ -83,5 +85,4 @@ def perturb(
 
 
 def write_summary(variant_dir: Path, summary: dict[str, Any]) -> None:
-    variant_dir.mkdir(parents=True, exist_ok=True)
-    (variant_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+    results.write_summary(variant_dir / "summary.json", summary)

@@ -28,12 +28,14 @@ from harness.check.executions import check_executions
 from harness.check.hypothesis import evaluate
 from harness.core.airflow_api import HEALTH, LIVENESS, TERMINAL_RUN_STATES
 from harness.core.errors import HarnessError
-from harness.core.history import SCHEMA_VERSION, HistoryWriter, finalize, read_history
+from harness.core.history import HistoryWriter, finalize, read_history
 from harness.core.polling import poll
+from harness.core.results import SUMMARY_SCHEMA_VERSION, write_summary
 from harness.faults.ops import inject
 from harness.faults.ops import targets as fault_targets
 from harness.observe.load.process import LoadProcess
-from harness.observe.probe.prober import ProberProcess, ProbeTarget
+from harness.observe.probe.prober import ProbeTarget
+from harness.observe.probe.process import ProberProcess
 from harness.observe.workload.driver import WorkloadDriver
 from harness.platform.base import Cluster
 from harness.run.model import Experiment
@@ -226,7 +228,7 @@ def summarize(
 ) -> dict[str, Any]:
     """``summary.json`` content: the documented contract plus the setup that produced it."""
     return {
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": SUMMARY_SCHEMA_VERSION,
         "experiment": experiment.name,
         "params": {**experiment.params, "topology": experiment.topology},
         "repetitions": repetitions,
@@ -267,11 +269,5 @@ def run_experiment(
                                  repetition=i + 1)  # fmt: skip
         repetitions.append(json.loads(json.dumps(figures, default=str)))
         summary = summarize(experiment, repetitions, cluster.metadata())
-        write_json(out_dir / "summary.json", summary)  # results survive a later failure
+        write_summary(out_dir / "summary.json", summary)  # results survive a later failure
     return summary
-
-
-def write_json(path: Path, data: Any) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    tmp.replace(path)

@@ -23,7 +23,8 @@ from harness.analysis import outages as analysis
 from harness.core import history
 from harness.core.errors import HarnessError
 from harness.core.netguard import is_loopback_host
-from harness.observe.probe.prober import ProbeTarget, probe_command, run_probes
+from harness.observe.probe.command import probe_command
+from harness.observe.probe.prober import ProbeTarget, run_probes
 
 INTERVAL = 0.05
 TIMEOUT = 0.3

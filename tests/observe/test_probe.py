@@ -17,7 +17,8 @@ import pytest
 from groundtruth import GroundTruthServer, free_port
 
 from harness.core import history
-from harness.observe.probe.prober import HEALTH_ENDPOINT, ProberProcess, ProbeTarget, run_probes
+from harness.observe.probe.prober import HEALTH_ENDPOINT, ProbeTarget, run_probes
+from harness.observe.probe.process import ProberProcess
 
 
 def _probes(run_dir: Path) -> list[dict]:
@@ -130,7 +131,8 @@ def test_prober_process_exits_when_its_parent_dies(tmp_path: Path) -> None:
         script = textwrap.dedent(
             f"""
             import sys, time
-            from harness.observe.probe.prober import ProberProcess, ProbeTarget
+            from harness.observe.probe.prober import ProbeTarget
+            from harness.observe.probe.process import ProberProcess
             p = ProberProcess([ProbeTarget("gt", {server.url!r})], {str(tmp_path)!r},
                               interval_s=0.05, timeout_s=0.3).start()
             print(p.pid, flush=True)

@@ -6,31 +6,24 @@ probed once per tick over a fresh connection (no keep-alive, so a dead server sh
 Every probe becomes one ``probe`` event of :mod:`harness.core.history`, stamped with its *send*
 time.
 
-Run in-process with :func:`run_probes`, in a separate process with :class:`ProberProcess`
-(``python -m harness.observe.probe.prober --config FILE``), or as ``ha-bench probe`` via
-:func:`probe_command`.
+Run in-process with :func:`run_probes`, in a separate process with
+:class:`~harness.observe.probe.process.ProberProcess`, or as ``ha-bench probe``
+(:mod:`harness.observe.probe.command`).
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import errno
 import importlib
-import json
 import math
-import os
-import select
-import signal
 import socket
-import subprocess
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -38,21 +31,11 @@ import httpx
 
 from harness import __version__
 from harness.core import history
-from harness.core.child import spawn_module, stop_child
-from harness.core.errors import HarnessError
-from harness.core.netguard import is_loopback_host
+from harness.core.airflow_api import HEALTH
 
-__all__ = [
-    "HEALTH_ENDPOINT",
-    "ProbeStats",
-    "ProbeTarget",
-    "ProberProcess",
-    "classify_error",
-    "probe_command",
-    "run_probes",
-]
+__all__ = ["HEALTH_ENDPOINT", "ProbeStats", "ProbeTarget", "classify_error", "run_probes"]
 
-HEALTH_ENDPOINT = "/api/v2/monitor/health"
+HEALTH_ENDPOINT = HEALTH
 DEFAULT_INTERVAL_S = 0.05
 DEFAULT_TIMEOUT_S = 1.0
 _ERROR_MAX_CHARS = 300
@@ -393,311 +376,3 @@ async def run_probes(
     stats.lag_p99_s = _percentile(lags, 99)
     stats.lag_max_s = max(lags, default=0.0)
     return stats
-
-
-# --- the prober as its own process ----------------------------------------------------
-
-
-def _config_dict(
-    targets: Sequence[ProbeTarget],
-    run_dir: Path,
-    *,
-    source: str,
-    duration_s: float | None,
-    interval_s: float,
-    timeout_s: float,
-) -> dict[str, Any]:
-    return {
-        "run_dir": str(run_dir),
-        "source": source,
-        "targets": [
-            {"name": t.name, "base_url": t.base_url, "endpoints": list(t.endpoints)}
-            for t in targets
-        ],
-        "duration_s": duration_s,
-        "interval_s": interval_s,
-        "timeout_s": timeout_s,
-        "parent_pid": os.getpid(),
-    }
-
-
-class ProberProcess:
-    """Runs :func:`run_probes` in its own process (own session) writing ``<run_dir>/history``.
-
-    The child exits 0 after flushing on SIGTERM, and by itself when its parent dies.
-    """
-
-    def __init__(
-        self,
-        targets: Sequence[ProbeTarget],
-        run_dir: Path | str,
-        *,
-        duration_s: float | None = None,
-        interval_s: float = DEFAULT_INTERVAL_S,
-        timeout_s: float = DEFAULT_TIMEOUT_S,
-        source: str = "prober",
-    ) -> None:
-        self.targets = list(targets)
-        self.run_dir = Path(run_dir)
-        self.source = source
-        self.duration_s = duration_s
-        self.interval_s = interval_s
-        self.timeout_s = timeout_s
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.config_path = self.run_dir / f"{source}.config.json"
-        self.log_path = self.run_dir / f"{source}.log"
-
-    @property
-    def pid(self) -> int | None:
-        return self.proc.pid if self.proc else None
-
-    def start(self, ready_timeout_s: float = 15.0) -> ProberProcess:
-        """Start the child and wait until it is probing."""
-        if self.proc is not None:
-            raise RuntimeError("prober already started")
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        config = _config_dict(
-            self.targets,
-            self.run_dir,
-            source=self.source,
-            duration_s=self.duration_s,
-            interval_s=self.interval_s,
-            timeout_s=self.timeout_s,
-        )
-        self.config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
-        with open(self.log_path, "ab") as log:
-            self.proc = spawn_module(
-                "harness.observe.probe.prober", self.config_path, stdout=subprocess.PIPE, stderr=log
-            )
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + ready_timeout_s
-        line = b""
-        while time.monotonic() < deadline:
-            readable, _, _ = select.select([self.proc.stdout], [], [], 0.1)
-            if readable:
-                line = self.proc.stdout.readline()
-                break
-            if self.proc.poll() is not None:
-                break
-        if not line.startswith(b"ready"):
-            self.stop(timeout_s=2.0)
-            raise RuntimeError(f"prober did not start; see {self.log_path}")
-        return self
-
-    def is_running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def wait(self, timeout_s: float | None = None) -> int:
-        if self.proc is None:
-            raise RuntimeError("prober not started")
-        return self.proc.wait(timeout_s)
-
-    def stop(self, timeout_s: float | None = None) -> int | None:
-        """SIGTERM, wait, then SIGKILL the process group; returns the exit code."""
-        proc = self.proc
-        if proc is None:
-            return None
-        code = stop_child(proc, self.timeout_s + 5.0 if timeout_s is None else timeout_s)
-        if proc.stdout is not None:
-            proc.stdout.close()
-        return code
-
-    def __enter__(self) -> ProberProcess:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-async def _child_main(config: dict[str, Any]) -> int:
-    targets = [
-        ProbeTarget(t["name"], t["base_url"], tuple(t["endpoints"])) for t in config["targets"]
-    ]
-    parent_pid = int(config.get("parent_pid") or os.getppid())
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-
-    async def watch_parent() -> None:
-        while not stop.is_set():
-            if os.getppid() != parent_pid:
-                stop.set()
-                return
-            await asyncio.sleep(0.2)
-
-    watcher = asyncio.create_task(watch_parent())
-    with history.HistoryWriter(config["run_dir"], config.get("source", "prober")) as writer:
-        writer.append("marker", name="prober_start", detail={"pid": os.getpid(), **config})
-        print(f"ready {os.getpid()}", flush=True)
-        try:
-            stats = await run_probes(
-                targets,
-                writer,
-                duration_s=config.get("duration_s"),
-                interval_s=float(config["interval_s"]),
-                timeout_s=float(config["timeout_s"]),
-                stop=stop,
-            )
-        finally:
-            watcher.cancel()
-        writer.append("marker", name="prober_end", detail=stats.to_dict())
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """The prober child process: ``python -m harness.observe.probe.prober --config FILE``."""
-    parser = argparse.ArgumentParser(prog="python -m harness.observe.probe.prober")
-    parser.add_argument("--config", required=True, type=Path)
-    args = parser.parse_args(argv)
-    config = json.loads(args.config.read_text(encoding="utf-8"))
-    return asyncio.run(_child_main(config))
-
-
-# --- `ha-bench probe` -----------------------------------------------------------------
-
-
-def _validate_probe_args(
-    url: str, duration_s: float, interval_s: float, timeout_s: float, allow_remote: bool
-) -> tuple[str, str]:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise HarnessError(
-            f"--url {url!r} is not an http(s) URL",
-            fix="give a full URL such as http://127.0.0.1:8080/api/v2/version",
-        )
-    for name, value in (("--duration", duration_s), ("--interval", interval_s)):
-        if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-            raise HarnessError(
-                f"{name} must be a positive number, got {value!r}", fix=f"pass {name} > 0"
-            )
-    if not (math.isfinite(timeout_s) and timeout_s > 0):
-        raise HarnessError(f"--timeout must be > 0, got {timeout_s!r}", fix="pass --timeout > 0")
-    if not allow_remote and not is_loopback_host(parts.hostname, resolve=True):
-        raise HarnessError(
-            f"refusing to probe non-loopback host {parts.hostname!r}",
-            fix="pass --allow-remote if you own that server",
-        )
-    base = f"{parts.scheme}://{parts.netloc}"
-    endpoint = parts.path or "/"
-    if parts.query:
-        endpoint += "?" + parts.query
-    return base, endpoint
-
-
-def probe_command(
-    url: str,
-    duration_s: float,
-    interval_s: float,
-    timeout_s: float,
-    out_dir: Path,
-    allow_remote: bool = False,
-) -> dict[str, Any]:
-    """Probe ``url`` open-loop for ``duration_s``; write history + ``summary.json`` to ``out_dir``.
-
-    Raises :class:`HarnessError` for bad input or (unless ``allow_remote``) a host that is not
-    loopback — before anything is sent. Returns the summary (also written to
-    ``out_dir/summary.json``): ``downtime_s``, ``outages`` [{start, end, duration_s}] and extras.
-    """
-    from rich.console import Console
-    from rich.live import Live
-    from rich.text import Text
-
-    from harness.analysis import outages as analysis
-
-    base, endpoint = _validate_probe_args(url, duration_s, interval_s, timeout_s, allow_remote)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    target = ProbeTarget("url", base, (endpoint,))
-
-    progress = {"sent": 0, "failures": 0, "last_send": -math.inf, "up": None}
-    started = time.monotonic()
-
-    def on_result(event: dict[str, Any]) -> None:
-        progress["sent"] += 1
-        if not event["ok"]:
-            progress["failures"] += 1
-        if event["t_mono"] >= progress["last_send"]:
-            progress["last_send"] = event["t_mono"]
-            progress["up"] = bool(event["ok"])
-
-    def render() -> Text:
-        elapsed = min(time.monotonic() - started, duration_s)
-        state = progress["up"]
-        line = Text(f"{elapsed:6.1f}/{duration_s:g}s  ")
-        line.append(f"probes {progress['sent']}  failures {progress['failures']}  ")
-        if state is None:
-            line.append("state ?", style="dim")
-        elif state:
-            line.append("state up", style="bold green")
-        else:
-            line.append("state DOWN", style="bold red")
-        return line
-
-    console = Console(stderr=True)
-    console.print(
-        f"probing {url} every {interval_s:g}s for {duration_s:g}s (timeout {timeout_s:g}s)",
-        markup=False,
-        highlight=False,
-        soft_wrap=True,
-    )
-    with history.HistoryWriter(out_dir, "prober") as writer:
-        writer.append(
-            "marker",
-            name="probe_start",
-            detail={"url": url, "interval_s": interval_s, "timeout_s": timeout_s},
-        )
-
-        async def go() -> ProbeStats:
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(signal.SIGINT, stop.set)
-            try:
-                return await run_probes(
-                    [target],
-                    writer,
-                    duration_s=duration_s,
-                    interval_s=interval_s,
-                    timeout_s=timeout_s,
-                    stop=stop,
-                    on_result=on_result,
-                )
-            finally:
-                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                    loop.remove_signal_handler(signal.SIGINT)
-
-        with Live(console=console, get_renderable=render, refresh_per_second=4, transient=False):
-            stats = asyncio.run(go())
-        writer.append("marker", name="probe_end", detail=stats.to_dict())
-    history.finalize(out_dir)
-
-    df = history.read_history(out_dir)
-    summary = analysis.summarize_probes(df, run_end_mono=stats.schedule_end_mono)
-    summary.update(
-        url=url,
-        interval_s=interval_s,
-        timeout_s=timeout_s,
-        duration_s=duration_s,
-        planned_probes=stats.planned,
-        sent_probes=stats.sent,
-        missed_ticks=stats.missed_ticks,
-        overload_probes=stats.overload,
-        achieved_rate_hz=stats.achieved_rate_hz,
-        planned_rate_hz=stats.planned_rate_hz,
-        achieved_fraction=stats.achieved_fraction,
-        schedule_lag_p99_s=stats.lag_p99_s,
-        stopped_early=stats.stopped_early,
-        started=stats.started_wall,
-        ended=stats.started_wall + (stats.ended_mono - stats.started_mono),
-        schema_version=history.SCHEMA_VERSION,
-        harness_version=__version__,
-    )
-    (out_dir / "summary.json").write_text(
-        json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8"
-    )
-    return summary
-
-
-if __name__ == "__main__":
-    sys.exit(main())

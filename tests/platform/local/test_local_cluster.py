@@ -27,7 +27,8 @@ from harness.cli import main
 from harness.core.errors import HarnessError
 from harness.core.history import read_history
 from harness.core.topology import Topology
-from harness.observe.probe.prober import ProberProcess, ProbeTarget
+from harness.observe.probe.prober import ProbeTarget
+from harness.observe.probe.process import ProberProcess
 from harness.platform.local.cluster import LocalCluster, find_binary
 from harness.platform.local.process import CLUSTER_VAR, find_processes, free_port, port_is_free
 from harness.run.testing import SMALL
