@@ -16,9 +16,16 @@ def poll(
     interval_s: float = 0.1,
     deadline: float | None = None,
 ) -> T | None:
-    """Call ``condition`` every ``interval_s`` until it returns a truthy value, which is
-    returned; ``None`` (or the last falsy value) once ``timeout_s`` — or the absolute
-    monotonic ``deadline``, whichever is sooner — has passed. It is called at least once."""
+    """Call ``condition`` until it returns a truthy value, and return that value.
+
+    ``condition`` is called at once, then again ``interval_s`` seconds after each falsy
+    result, until ``timeout_s`` from now — or the absolute ``time.monotonic()``
+    ``deadline``, whichever is sooner — has passed; then its last (falsy) result is
+    returned (``None``, ``False``, an empty list, ...). The last sleep is cut short at
+    the end, so ``condition`` also gets a final call at the end; time spent inside
+    ``condition`` counts against the timeout. It is always called at least once, even
+    with ``timeout_s=0`` or a deadline already past. An exception from ``condition``
+    propagates at once: raise to abort a wait."""
     end = time.monotonic() + timeout_s
     if deadline is not None:
         end = min(end, deadline)

@@ -25,6 +25,7 @@ from harness.core.airflow_api import TERMINAL_RUN_STATES
 from harness.core.cleanup import StartStopContext
 from harness.core.history import HistoryWriter
 from harness.core.netguard import require_loopback
+from harness.core.polling import poll
 
 log = logging.getLogger(__name__)
 
@@ -112,11 +113,15 @@ class WorkloadDriver(StartStopContext):
         for thread in self._threads:  # let an in-flight trigger resolve first
             if thread.name == "workload-trigger":
                 thread.join(max(0.0, deadline - time.monotonic()))
-        while True:
+        pending: list[tuple[str, str]] = []
+
+        def drained() -> bool:
+            nonlocal pending
             pending = self.outstanding()
-            if not pending or time.monotonic() >= deadline:
-                break
-            time.sleep(min(0.2, self.poll_interval_s))
+            return not pending
+
+        interval_s = min(0.2, self.poll_interval_s)
+        poll(drained, timeout_s=timeout_s, interval_s=interval_s, deadline=deadline)
         self._event(
             "drain",
             phase="ok" if not pending else "info",
@@ -166,7 +171,8 @@ class WorkloadDriver(StartStopContext):
         remaining = list(self.dag_ids)
         last: dict[str, Any] = {}
         with self._client() as client:
-            while remaining:
+
+            def all_unpaused() -> bool:
                 for dag_id in list(remaining):
                     try:
                         response = client.patch(f"/api/v2/dags/{dag_id}", json={"is_paused": False})
@@ -176,9 +182,9 @@ class WorkloadDriver(StartStopContext):
                             self._event("unpause", phase="ok", dag_id=dag_id, status=200)
                     except httpx.HTTPError as e:
                         last[dag_id] = {"status": None, "error": _describe(e)}
-                if not remaining or time.monotonic() >= deadline:
-                    break
-                time.sleep(1.0)
+                return not remaining
+
+            poll(all_unpaused, timeout_s=timeout_s, interval_s=1.0, deadline=deadline)
         for dag_id in remaining:
             self._event("unpause", phase="fail", dag_id=dag_id, **last.get(dag_id, {}))
         return not remaining

@@ -32,6 +32,7 @@ from harness.core.cleanup import StartStopContext
 from harness.core.errors import HarnessError
 from harness.core.events import EventBus
 from harness.core.netguard import require_loopback
+from harness.core.polling import poll
 from harness.core.topology import COMPONENTS, Topology
 from harness.platform.kubernetes import safety
 from harness.platform.kubernetes.api import KubeApi, KubeApiError
@@ -522,12 +523,16 @@ class KubernetesCluster(StartStopContext):
                 self._stopping.wait(min(5.0, 0.5 * failures))
 
     def _wait_ready(self, progress: Callable[[dict[str, bool]], None] | None) -> None:
-        assert self.api is not None
-        deadline = time.monotonic() + self.ready_timeout_s
+        api = self.api
+        assert api is not None
         hint = f"kubectl --context {self.context} -n {self.namespace} describe pods"
-        while True:
+        pending: list[str] = []
+        replicas: dict[str, bool] = {}
+
+        def all_ready() -> bool:
+            nonlocal pending, replicas
             try:
-                workloads = [w for kind in WORKLOAD_KINDS for w in self.api.list(kind)[0]]
+                workloads = [w for kind in WORKLOAD_KINDS for w in api.list(kind)[0]]
             except KubeApiError as exc:  # a hiccup of the API server: ask again
                 log.warning("listing workloads failed: %s", exc)
                 workloads = []
@@ -537,29 +542,27 @@ class KubernetesCluster(StartStopContext):
             if progress:
                 progress(replicas)
             if workloads and not pending and all(replicas.values()):
-                return
+                return True
             problem = bring_up_problem(self.state.read(lambda t: t.live_pods()))
             if problem:
                 raise BringUpError(problem, fix=f"see `{hint}` and the pod logs")
-            if time.monotonic() >= deadline:
-                slow = pending or [n for n, ok in replicas.items() if not ok] or ["(none found)"]
-                raise BringUpError(
-                    f"not ready after {self.ready_timeout_s:.0f}s: {', '.join(slow)}",
-                    fix=f"see `{hint}`",
-                )
-            time.sleep(1.0)
+            return False
+
+        if not poll(all_ready, timeout_s=self.ready_timeout_s, interval_s=1.0):
+            slow = pending or [n for n, ok in replicas.items() if not ok] or ["(none found)"]
+            raise BringUpError(
+                f"not ready after {self.ready_timeout_s:.0f}s: {', '.join(slow)}",
+                fix=f"see `{hint}`",
+            )
 
     def _open_urls(self) -> None:
         if self._lb_url is None and self._lb_mode == "nodeport":
-            deadline = time.monotonic() + 30
-            while not port_open(KIND_NODEPORT):
-                if time.monotonic() >= deadline:
-                    raise HarnessError(
-                        f"the api-server Service is not reachable on 127.0.0.1:{KIND_NODEPORT}",
-                        fix="create the kind cluster from manifests/kind/cluster.yaml "
-                        "(extraPortMappings) or use lb='port-forward'",
-                    )
-                time.sleep(0.5)
+            if not poll(lambda: port_open(KIND_NODEPORT), timeout_s=30, interval_s=0.5):
+                raise HarnessError(
+                    f"the api-server Service is not reachable on 127.0.0.1:{KIND_NODEPORT}",
+                    fix="create the kind cluster from manifests/kind/cluster.yaml "
+                    "(extraPortMappings) or use lb='port-forward'",
+                )
         elif self._lb_url is None:
             base = kubectl_base(self.context, self.namespace, self.kubeconfig)
             self._lb_forward = PortForward(base, self.api_port)
@@ -599,13 +602,9 @@ class KubernetesCluster(StartStopContext):
                 lb.start(f"svc/{self.api_service}", wait_s=0)
 
     def _wait_namespace_gone(self, timeout_s: float) -> bool:
-        assert self.api is not None
-        deadline = time.monotonic() + timeout_s
-        while self.api.get("Namespace") is not None:
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(2.0)
-        return True
+        api = self.api
+        assert api is not None
+        return bool(poll(lambda: api.get("Namespace") is None, timeout_s=timeout_s, interval_s=2.0))
 
     def stop(self) -> None:
         """Stop watches and port-forwards; owned: delete the namespace (unless kept)."""

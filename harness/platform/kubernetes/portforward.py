@@ -11,10 +11,10 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 
 from harness.core.child import stop_child
 from harness.core.errors import HarnessError
+from harness.core.polling import poll
 from harness.platform.local.process import free_port
 
 
@@ -78,14 +78,16 @@ class PortForward:
             stderr=self._log,
             start_new_session=True,
         )
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                return False
-            if port_open(self.local_port, 0.2):
-                return True
-            time.sleep(0.1)
-        return False
+        proc = self._proc
+
+        def settled() -> str | None:
+            """``open`` once the local port accepts connections, ``exited`` if kubectl ended."""
+            if proc.poll() is not None:
+                return "exited"
+            return "open" if port_open(self.local_port, 0.2) else None
+
+        # wait_s <= 0 (the forward loop's restarts): start it, do not probe at all
+        return wait_s > 0 and poll(settled, timeout_s=wait_s, interval_s=0.1) == "open"
 
     def output_tail(self, chars: int = 300) -> str:
         self._log.seek(0)

@@ -32,6 +32,7 @@ from harness import __version__
 from harness.core.cleanup import StartStopContext
 from harness.core.errors import HarnessError
 from harness.core.events import EventBus
+from harness.core.polling import poll
 from harness.core.topology import Topology
 from harness.platform.airflow_env import AirflowEnv, ensure_airflow
 from harness.platform.local import checks
@@ -494,21 +495,24 @@ class LocalCluster(StartStopContext):
         *,
         timeout_s: float,
     ) -> None:
-        deadline = time.monotonic() + timeout_s
-        while True:
+        state: dict[str, bool] = {}
+
+        def all_ready() -> bool:
+            nonlocal state
             state = {n: self.replicas[n].ready for n in names}
             if progress:
                 progress(state)
             if all(state.values()):
-                return
+                return True
             for name in names:
                 replica = self.replicas[name]
                 if replica.restarts >= 3 and not replica.ready:
                     self._fail_bring_up(replica, "keeps exiting")
-            if time.monotonic() >= deadline:
-                slow = next(self.replicas[n] for n, ok in state.items() if not ok)
-                self._fail_bring_up(slow, f"not ready after {timeout_s:.0f}s")
-            time.sleep(0.2)
+            return False
+
+        if not poll(all_ready, timeout_s=timeout_s, interval_s=0.2):
+            slow = next(self.replicas[n] for n, ok in state.items() if not ok)
+            self._fail_bring_up(slow, f"not ready after {timeout_s:.0f}s")
 
     def _fail_bring_up(self, replica: Replica, why: str) -> None:
         lines = replica.log_tail(8).replace("\n", " | ")

@@ -27,6 +27,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.core.polling import poll
+
 UNIT_VAR = "HA_BENCH_UNIT"
 CLUSTER_VAR = "HA_BENCH_CLUSTER"
 
@@ -160,24 +162,27 @@ class Unit:
     def wait_gone(self, timeout_s: float) -> bool:
         """Reap the leader and wait until no member is left; True if all are gone."""
         deadline = time.monotonic() + timeout_s
-        while True:
+
+        def no_member_left() -> bool:
             self.popen.poll()
-            if not self.members():
-                # the leader may have died between poll() and members(): reap it now
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    self.popen.wait(max(0.0, min(1.0, deadline - time.monotonic())))
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.02)
+            return not self.members()
+
+        if not poll(no_member_left, timeout_s=timeout_s, interval_s=0.02, deadline=deadline):
+            return False
+        # the leader may have died between poll() and members(): reap it now
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(max(0.0, min(1.0, deadline - time.monotonic())))
+        return True
 
     def kill_all(self, timeout_s: float = 10.0) -> bool:
         """SIGKILL (and SIGCONT, for stopped members) until every member is gone."""
-        deadline = time.monotonic() + timeout_s
-        while True:
+
+        def killed() -> bool:
             self.signal(signal.SIGKILL)
-            if self.wait_gone(0.5) or time.monotonic() >= deadline:
-                return not self.members()
+            return self.wait_gone(0.5)  # paces the loop: no extra sleep
+
+        poll(killed, timeout_s=timeout_s, interval_s=0.0)
+        return not self.members()
 
 
 def start_unit(

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.core.events import EventBus
+from harness.core.polling import poll
 from harness.core.topology import Probe, RestartPolicy
 from harness.platform.local.process import Unit, port_is_free, start_unit
 
@@ -152,13 +153,13 @@ class Replica:
         return unit.popen.poll()
 
     def _wait_ports_free(self, timeout_s: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not all(port_is_free(p) for p in self.spec.ports):
-            if time.monotonic() >= deadline:
-                busy = [p for p in self.spec.ports if not port_is_free(p)]
-                self._emit("restarting", detail=f"ports still busy: {busy}")
-                return
-            time.sleep(0.05)
+        if not poll(
+            lambda: all(port_is_free(p) for p in self.spec.ports),
+            timeout_s=timeout_s,
+            interval_s=0.05,
+        ):
+            busy = [p for p in self.spec.ports if not port_is_free(p)]
+            self._emit("restarting", detail=f"ports still busy: {busy}")
 
     def _launch(self) -> Unit:
         self._wait_ports_free()
