@@ -23,7 +23,7 @@ CASES = [
 
 @pytest.mark.parametrize(("name", "params"), CASES)
 def test_experiment(name, params, request, cluster_pool, run_dir, repeat, seed):
-    experiment = build(name, params)
+    experiment = build(name, params, platform=cluster_pool.platform)
     out = run_dir / request.node.callspec.id
     summary = run_in_pool(cluster_pool, experiment, out, repeat=repeat, seed=seed)
     assert summary["repetitions"], "no repetition recorded"

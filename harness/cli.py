@@ -172,7 +172,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             overrides.setdefault(key, getattr(base, key))  # the file's count, unless --set
     if args.repeat < 1:
         raise HarnessError("--repeat must be >= 1", fix="e.g. --repeat 5")
-    experiment = build(args.experiment, overrides)
+    experiment = build(args.experiment, overrides, platform=args.platform)
     if args.out.exists() and any(args.out.iterdir()):
         raise HarnessError(f"{args.out} is not empty", fix="pass a new --out directory")
     with unwind_on_termination(), ClusterPool(

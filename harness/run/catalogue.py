@@ -24,6 +24,8 @@ A string that is exactly ``{{ expr }}`` becomes the expression's value (a number
 number); other strings with ``{{ }}`` are rendered as text (Jinja2, sandboxed, unknown
 names are errors). Every experiment takes the :data:`COMMON` parameters; they set the
 topology's replica counts and the Locust users unless the file sets those itself.
+Expressions also see ``platform`` (``local`` or ``kubernetes``), for expected values that
+the platform decides (probe periods, kube-proxy).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from harness.core.topology import Topology
 from harness.run.model import Experiment, Fault
 
 FILE_SCHEMA_VERSION = 1
+PLATFORMS = ("local", "kubernetes")
 EXPR = r"^\s*\{\{.*\}\}\s*$"
 Expr = Annotated[str, StringConstraints(pattern=EXPR)]
 _FULL = re.compile(r"^\s*\{\{(.*)\}\}\s*$", re.S)
@@ -179,14 +182,19 @@ class ExperimentSpec:
             values[key] = _coerce(value, self.params[key], key)
         return values
 
-    def build(self, overrides: dict[str, Any] | None = None) -> Experiment:
-        """The experiment with parameters ``overrides``; a key with a dot
+    def build(
+        self, overrides: dict[str, Any] | None = None, *, platform: str = "local"
+    ) -> Experiment:
+        """The experiment with parameters ``overrides`` on ``platform`` (a name expressions
+        can use, e.g. ``when: "platform == 'kubernetes'"``); a key with a dot
         (``scheduler.task_queued_timeout``) is an Airflow config override."""
+        if platform not in PLATFORMS:
+            raise HarnessError(f"unknown platform {platform!r}", fix="use local or kubernetes")
         overrides = dict(overrides or {})
         config = {k: str(overrides.pop(k)) for k in list(overrides) if "." in k}
         values = self.values(overrides)
         try:
-            body = self._render(values)
+            body = self._render(values, platform)
             experiment = Experiment.model_validate(body)
         except ValidationError as exc:
             lines = _problems(exc)
@@ -202,8 +210,8 @@ class ExperimentSpec:
         Topology().with_overrides(**experiment.topology)  # a bad topology fails before a start
         return experiment
 
-    def _render(self, values: dict[str, Any]) -> dict[str, Any]:
-        ctx = dict(values)
+    def _render(self, values: dict[str, Any], platform: str) -> dict[str, Any]:
+        ctx = {**values, "platform": platform}
         for key, expr in self.file.vars.items():
             ctx[key] = _render(expr, ctx, f"vars.{key}")
         body = {k: v for k, v in self.raw.items() if k not in META}
@@ -331,10 +339,11 @@ def validate_file(path: Path) -> list[str]:
         return _problems(exc)
     problems = []
     for params in [{}] + [c.params for c in spec.cases]:
-        try:
-            spec.build(params)
-        except HarnessError as exc:
-            problems.append(str(exc))
+        for platform in PLATFORMS:
+            try:
+                spec.build(params, platform=platform)
+            except HarnessError as exc:
+                problems.append(str(exc))
     return list(dict.fromkeys(problems))
 
 
@@ -381,9 +390,11 @@ def spec_for(name_or_path: str | Path) -> ExperimentSpec:
     )
 
 
-def build(name_or_path: str | Path, overrides: dict[str, Any] | None = None) -> Experiment:
+def build(
+    name_or_path: str | Path, overrides: dict[str, Any] | None = None, *, platform: str = "local"
+) -> Experiment:
     """The experiment ``name_or_path`` with parameters ``overrides`` (unknown ones refused)."""
-    return spec_for(name_or_path).build(overrides)
+    return spec_for(name_or_path).build(overrides, platform=platform)
 
 
 def suite_cases() -> list[tuple[str, Case]]:

@@ -10,10 +10,9 @@ from typing import Any
 
 from harness.core.errors import HarnessError
 from harness.core.topology import Topology
+from harness.run.catalogue import PLATFORMS
 from harness.run.model import Experiment
 from harness.run.runner import run_experiment
-
-PLATFORMS = ("local", "kubernetes")
 
 
 def new_run_id() -> str:
