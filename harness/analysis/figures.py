@@ -1,241 +1,39 @@
-"""The figures of one repetition: downtime and recovery, scheduling, task outcomes, health.
+"""The figures of one repetition: downtime and recovery, scheduling, tasks, health, load.
 
 Everything here is computed from the history (a DataFrame of events) and the side-effect
 ledger alone, so a recorded repetition can be re-analysed offline. Imports only core.
+
+Recovery is anchored on the fault: the *fault's outage* is the first LB outage that starts
+within ``detect_window_s`` of the fault; ``recovery_s`` and ``time_to_detect_s`` come from
+it, and later outages (a replacement rejoining) are ``rejoin_blips``. A figure whose event
+never happened while the repetition was observed is left ``None`` and listed under
+``censored`` with the seconds it was watched for ("never, observed for X s").
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from harness.analysis import outages
-from harness.core.airflow_api import DB_ENDPOINT, HEALTH, LIVENESS
+from harness.analysis.health import health_unhealthy
+from harness.analysis.load import load_summary
+from harness.analysis.scheduling import (
+    dag_run_latency,
+    excess,
+    ratio,
+    scheduling_latency,
+    task_start_gaps,
+)
+from harness.analysis.tasks import fault_details, final_task_states, victim_figures
+from harness.analysis.timeline import Censor, Timeline, markers
+from harness.analysis.validity import invalid_reasons
+from harness.core.airflow_api import DB_ENDPOINT, LIVENESS
 
-
-def task_start_gaps(ledger: list[dict[str, Any]], fault_wall: float) -> dict[str, float | None]:
-    """Largest gap between consecutive task starts before and after the fault (wall s)."""
-    starts = sorted(r["t_wall"] for r in ledger if r.get("phase") == "start")
-    if len(starts) < 2:
-        return {"task_start_gap_before_s": None, "task_start_gap_after_s": None}
-    gaps = [(b, b - a) for a, b in itertools.pairwise(starts)]
-    before = [g for end, g in gaps if end < fault_wall]
-    after = [g for end, g in gaps if end >= fault_wall]
-    return {
-        "task_start_gap_before_s": max(before) if before else None,
-        "task_start_gap_after_s": max(after) if after else None,
-    }
-
-
-def scheduling_latency(
-    df: pd.DataFrame, ledger: list[dict[str, Any]], fault_wall: float
-) -> dict[str, float | None]:
-    """How fast newly triggered runs get their first task started, before vs after the fault.
-
-    ``scheduling_resumed_s``: fault → first task start of a run *triggered after* the fault
-    (only a live scheduler can start it); ``start_latency_before_p50_s`` /
-    ``start_latency_before_max_s``: trigger → first task start of runs triggered *and*
-    started before the fault (a run caught by the fault would inflate the baseline).
-    """
-    w = df[(df["type"] == "workload") & (_col(df, "event") == "trigger")
-           & (_col(df, "phase") == "ok")]  # fmt: skip
-    triggered = dict(zip(w["run_id"], w["t_wall"].astype(float), strict=False))
-    first_start: dict[str, float] = {}
-    for row in ledger:
-        if row.get("phase") == "start" and row.get("run_id") in triggered:
-            run = row["run_id"]
-            first_start[run] = min(first_start.get(run, float("inf")), float(row["t_wall"]))
-    before = [first_start[r] - t for r, t in triggered.items()
-              if r in first_start and first_start[r] < fault_wall]  # fmt: skip
-    after = [first_start[r] for r, t in triggered.items() if t >= fault_wall and r in first_start]
-    return {
-        "scheduling_resumed_s": min(after) - fault_wall if after else None,
-        "start_latency_before_p50_s": float(pd.Series(before).median()) if before else None,
-        "start_latency_before_max_s": max(before) if before else None,
-    }
-
-
-def dag_run_latency(df: pd.DataFrame) -> dict[str, Any]:
-    """Trigger acknowledged → run ``success``/``failed``, from the workload events."""
-    w = df[df["type"] == "workload"] if "type" in df else df
-    trig = w[(_col(w, "event") == "trigger") & (_col(w, "phase") == "ok")]
-    ends = w[(_col(w, "event") == "run_state") & _col(w, "state").isin(["success", "failed"])]
-    acked = dict(zip(trig["run_id"], trig["t_mono"].astype(float), strict=False))
-    done = ends.groupby("run_id")["t_mono"].min() if len(ends) else pd.Series(dtype=float)
-    latencies = [float(done[r]) - t for r, t in acked.items() if r in done.index]
-    series = pd.Series(latencies, dtype=float)
-    return {
-        "dag_runs_acknowledged": len(acked),
-        "dag_runs_finished": len(latencies),
-        "dag_run_latency_p50_s": float(series.quantile(0.5)) if len(series) else None,
-        "dag_run_latency_p95_s": float(series.quantile(0.95)) if len(series) else None,
-        "dag_run_latency_max_s": float(series.max()) if len(series) else None,
-    }
-
-
-def analyse_repetition(
-    df: pd.DataFrame,
-    ledger: list[dict[str, Any]],
-    faults: list[dict],
-    victim: dict[str, Any] | None = None,
-    *,
-    lb_endpoints: tuple[str, ...] = (LIVENESS,),
-) -> dict[str, Any]:
-    """The figures of one repetition, from its history and ledger only (the execution
-    checker's verdict is added by the runner, from :mod:`harness.check`)."""
-    end = df[(df["type"] == "marker") & (_col(df, "name") == "run_end")]["t_mono"]
-    run_end = float(end.iloc[0]) if len(end) else None
-    invokes = df[(df["type"] == "fault") & (df["phase"] == "invoke")]
-    fault_mono = float(invokes["t_mono"].min()) if len(invokes) else float("nan")
-    fault_wall = float(invokes["t_wall"].min()) if len(invokes) else float("nan")
-    lb_all = outages.outage_windows(df, target="lb", endpoint=LIVENESS, run_end_mono=run_end)
-    lb, before_fault = _split_at(lb_all, fault_mono)
-    rec = outages.recovery(df, fault_mono, target="lb", endpoint=LIVENESS,
-                            replica=faults[0]["target"] if faults else None)  # fmt: skip
-    figures: dict[str, Any] = {
-        "fault": [{"op": f["op"], "target": f["target"], "t_wall": f["t_wall"]} for f in faults],
-        "downtime_s": outages.downtime_s(lb),
-        "baseline_downtime_s": outages.downtime_s(before_fault),
-        "outages": [
-            {"start": r["start_wall"], "end": r["end_wall"], "duration_s": r["duration_s"]}
-            for r in lb.to_dict("records")
-        ],
-        "recovery_s": rec["time_to_recover_s"],
-        "time_to_detect_s": rec["time_to_detect_s"],
-        "time_to_first_success_s": rec["time_to_first_success_s"],
-        "replacement_ready_s": rec["replacement_ready_s"],
-    }
-    per_replica = {}
-    for target in sorted(set(df.loc[df["type"] == "probe", "target"].dropna()) - {"lb"}):
-        w = outages.outage_windows(df, target=target, endpoint=LIVENESS, run_end_mono=run_end)
-        per_replica[target] = outages.downtime_s(_split_at(w, fault_mono)[0])
-    figures["downtime_by_replica_s"] = per_replica
-    degraded = outages.degraded_window(df, fault_mono, target="lb", endpoint=LIVENESS)
-    figures["degraded_s"] = _jsonable(degraded.get("duration_s")) if degraded else 0.0
-    phases = outages.phase_stats(df, fault_mono, rec.get("recovered_mono"), target="lb",
-                                  endpoint=LIVENESS)  # fmt: skip
-    figures["phases"] = json.loads(phases.to_json(orient="index"))
-    requests = df[df["type"] == "request"]
-    if len(requests):
-        during = requests[requests["t_mono"] >= fault_mono]
-        figures["load_requests"] = len(requests)
-        figures["load_errors_after_fault"] = int((~during["ok"].astype(bool)).sum())
-    failed = [e for e in _task_states(df) if e == "failed"]
-    figures["failed_tasks"] = len(failed)
-    figures.update(task_start_gaps(ledger, fault_wall))
-    before, after = figures["task_start_gap_before_s"], figures["task_start_gap_after_s"]
-    figures["task_start_gap_excess_s"] = (
-        after - before if after is not None and before is not None else None
-    )
-    ready = figures["replacement_ready_s"]
-    figures["task_start_gap_vs_restart"] = after / ready if after and ready else None
-    figures.update(scheduling_latency(df, ledger, fault_wall))
-    figures.update(dag_run_latency(df))
-    resumed, normal = figures["scheduling_resumed_s"], figures["start_latency_before_max_s"]
-    figures["scheduling_resumed_vs_restart"] = resumed / ready if resumed and ready else None
-    figures["scheduling_delay_excess_s"] = (
-        resumed - normal if resumed is not None and normal is not None else None
-    )
-    figures.update(fault_details(faults))
-    rec_marker = df[(df["type"] == "marker") & (_col(df, "name") == "recovered")]["t_mono"]
-    figures["all_ready_after_s"] = (
-        float(rec_marker.iloc[0]) - fault_mono if len(rec_marker) else None
-    )
-    figures.update(health_unhealthy(df, fault_mono, run_end))
-    for endpoint in lb_endpoints[1:]:
-        w = outages.outage_windows(df, target="lb", endpoint=endpoint, run_end_mono=run_end)
-        figures.setdefault("downtime_by_endpoint_s", {})[endpoint] = outages.downtime_s(
-            _split_at(w, fault_mono)[0]
-        )
-    by_endpoint = figures.get("downtime_by_endpoint_s", {})
-    if DB_ENDPOINT in by_endpoint:
-        figures["db_endpoint_downtime_s"] = by_endpoint[DB_ENDPOINT]
-    if victim is not None:
-        figures.update(victim_figures(df, ledger, victim, fault_wall))
-    return figures
-
-
-def fault_details(faults: list[dict[str, Any]]) -> dict[str, Any]:
-    """Figures the nemesis reported: whether a graceful stop finished within its grace."""
-    out: dict[str, Any] = {}
-    details = [f.get("detail") or {} for f in faults]
-    graceful = [d["graceful"] for d in details if isinstance(d, dict) and "graceful" in d]
-    if graceful:
-        out["terminate_graceful"] = int(all(graceful))
-        out["shutdown_s"] = max(d["shutdown_s"] for d in details if "shutdown_s" in d)
-    return out
-
-
-def health_unhealthy(
-    df: pd.DataFrame, fault_mono: float, run_end: float | None
-) -> dict[str, float | None]:
-    """Seconds after the fault that ``/api/v2/monitor/health`` (through the LB) reported each
-    component unhealthy — the body, not the status code, carries it (0.5 s samples)."""
-    probes = df[df["type"] == "probe"]
-    h = probes[(_col(probes, "endpoint") == HEALTH) & (_col(probes, "target") == "lb")]
-    h = h[h["t_mono"] >= fault_mono] if fault_mono == fault_mono else h
-    if run_end is not None:
-        h = h[h["t_mono"] <= run_end]
-    if h.empty or "body" not in h:
-        return {}
-    out: dict[str, float | None] = {}
-    times = h["t_mono"].astype(float).to_numpy()
-    steps = [b - a for a, b in itertools.pairwise(times)] + [0.5]
-    for component in ("metadatabase", "scheduler", "triggerer", "dag_processor"):
-        total = 0.0
-        for body, step in zip(h["body"], steps, strict=True):
-            status = (body or {}).get(component, {}) if isinstance(body, dict) else {}
-            if isinstance(status, dict) and status.get("status") == "unhealthy":
-                total += min(step, 2.0)
-        out[f"health_{component}_unhealthy_s"] = round(total, 3)
-    unanswered = h[~h["ok"].astype(bool)] if "ok" in h else h.iloc[0:0]
-    out["health_unanswered"] = len(unanswered)
-    return out
-
-
-def victim_figures(
-    df: pd.DataFrame, ledger: list[dict[str, Any]], victim: dict[str, Any], fault_wall: float
-) -> dict[str, Any]:
-    """What happened to the victim task after the fault, from the ledger and task states.
-
-    ``victim_failed``: 1 if its final state is failed; ``victim_failed_after_s``: fault →
-    first observed ``failed``/``up_for_retry`` (1 s polls); ``victim_rerun_after_s``: fault →
-    ledger start of a later try; ``victim_done_after_s``: fault → its last ledger ``end``;
-    ``victim_executions``: ledger starts (tries that began running).
-    """
-    run_id, task_id = victim["run_id"], victim["task_id"]
-    rows = [r for r in ledger if r.get("run_id") == run_id and r.get("task_id") == task_id]
-    starts = [r for r in rows if r.get("phase") == "start"]
-    ends = [r for r in rows if r.get("phase") == "end"]
-    first_try = min((r.get("try_number") or 0) for r in starts) if starts else 0
-    reruns = [r["t_wall"] for r in starts if (r.get("try_number") or 0) > first_try]
-    states = df[(df["type"] == "workload") & (_col(df, "event") == "task_state")
-                & (_col(df, "run_id") == run_id) & (_col(df, "task_id") == task_id)]  # fmt: skip
-    failing = states[states["state"].isin(["failed", "up_for_retry"])]
-    final = str(states["state"].iloc[-1]) if len(states) else None
-    return {
-        "victim": {
-            "dag_id": victim["dag_id"],
-            "run_id": run_id,
-            "task_id": task_id,
-            "replica": victim.get("replica"),
-            "final_state": final,
-        },
-        "victim_failed": int(final == "failed") if final else None,
-        "victim_succeeded": int(final == "success") if final else None,
-        "victim_failed_after_s": float(failing["t_wall"].min()) - fault_wall
-        if len(failing)
-        else None,
-        "victim_rerun_after_s": min(reruns) - fault_wall if reruns else None,
-        "victim_done_after_s": max(r["t_wall"] for r in ends) - fault_wall if ends else None,
-        "victim_executions": len(starts),
-        "victim_run_s": max(r["t_wall"] for r in ends) - min(r["t_wall"] for r in starts)
-        if ends and starts
-        else None,
-    }
+DETECT_WINDOW_S = 5.0
 
 
 def _split_at(windows: pd.DataFrame, t: float) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -255,17 +53,177 @@ def _split_at(windows: pd.DataFrame, t: float) -> tuple[pd.DataFrame, pd.DataFra
     return after.reset_index(drop=True), before.reset_index(drop=True)
 
 
-def _task_states(df: pd.DataFrame) -> list[str]:
-    w = df[(df["type"] == "workload") & (_col(df, "event") == "task_state")]
-    if w.empty:
-        return []
-    final = w.groupby(["run_id", "task_id"])["state"].last()
-    return list(final)
+def _within(windows: pd.DataFrame, lo: float, hi: float) -> pd.DataFrame:
+    """The parts of ``windows`` inside ``[lo, hi)``."""
+    if windows.empty:
+        return windows
+    after = _split_at(windows, lo)[0] if lo > -np.inf else windows
+    return _split_at(after, hi)[1] if hi < np.inf else after
 
 
-def _col(df: pd.DataFrame, name: str) -> pd.Series:
-    return df[name] if name in df.columns else pd.Series([None] * len(df), index=df.index)
+def anchored_recovery(
+    df: pd.DataFrame, timeline: Timeline, censor: Censor, *, replica: str | None,
+    detect_window_s: float, run_end: float | None,
+) -> tuple[dict[str, Any], float | None]:  # fmt: skip
+    """Detection and recovery of the fault's own outage; later outages are rejoin blips.
+    Returns (figures, the monotonic time of recovery)."""
+    fault = timeline.fault_mono
+    rec = outages.recovery(df, fault, target="lb", endpoint=LIVENESS, replica=replica)
+    first_failure = rec["first_failure_mono"]
+    windows = _split_at(outages.outage_windows(df, target="lb", endpoint=LIVENESS,
+                                               run_end_mono=run_end), fault)[0]  # fmt: skip
+    caused = first_failure is not None and first_failure <= fault + detect_window_s
+    recovered = rec["recovered_mono"] if caused else fault
+    if caused:
+        figures = {
+            "time_to_detect_s": rec["time_to_detect_s"],
+            "time_to_first_success_s": censor.value("time_to_first_success_s",
+                                                    rec["time_to_first_success_s"],
+                                                    timeline.observed_s),
+            "recovery_s": censor.value("recovery_s", rec["time_to_recover_s"],
+                                       timeline.observed_s),
+        }  # fmt: skip
+    else:  # nothing failed because of the fault (a later outage is not its doing)
+        figures = {"time_to_detect_s": None, "time_to_first_success_s": None,
+                   "recovery_s": 0.0 if timeline.observed_s is not None else None}  # fmt: skip
+    blips = windows[windows["start_mono"] >= recovered] if recovered is not None else windows
+    if not caused:
+        blips = windows
+    figures["fault_outage_s"] = (float(windows.iloc[0]["duration_s"])
+                                 if caused and len(windows) else 0.0)  # fmt: skip
+    figures["rejoin_blips"] = [{"after_s": round(r["start_mono"] - fault, 3),
+                                "duration_s": round(r["duration_s"], 3)}
+                               for r in blips.to_dict("records")]  # fmt: skip
+    figures["rejoin_blips_s"] = round(float(blips["duration_s"].sum()), 6) if len(blips) else 0.0
+    ready = rec["replacement_ready_s"]
+    figures["replacement_ready_s"] = censor.value(
+        "replacement_ready_s", ready, timeline.observed_s if replica else None
+    )
+    return figures, recovered
 
 
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
+def baseline_figures(df: pd.DataFrame, timeline: Timeline, run_end: float | None) -> dict:
+    """The LB's liveness probes in the baseline window (steady state → fault) only."""
+    lo, hi = timeline.baseline_window()
+    windows = outages.outage_windows(df, target="lb", endpoint=LIVENESS, run_end_mono=run_end)
+    obs = outages.observations(df, target="lb", endpoint=LIVENESS)
+    obs = obs[(obs["t_mono"] >= lo) & (obs["t_mono"] < hi)]
+    lat = obs.loc[obs["ok"], "latency_s"].to_numpy(dtype=float)
+    lat = lat[~np.isnan(lat)]
+    return {
+        "baseline_downtime_s": outages.downtime_s(_within(windows, lo, hi)),
+        "baseline": {
+            "window_s": round(hi - lo, 3) if lo > -np.inf else None,
+            "probes": len(obs),
+            "failures": int((~obs["ok"]).sum()),
+            "error_rate": float((~obs["ok"]).mean()) if len(obs) else None,
+            "p50_s": float(np.percentile(lat, 50)) if len(lat) else None,
+            "p99_s": float(np.percentile(lat, 99)) if len(lat) else None,
+        },
+    }
+
+
+def analyse_repetition(
+    df: pd.DataFrame,
+    ledger: list[dict[str, Any]],
+    faults: list[dict],
+    victim: dict[str, Any] | None = None,
+    *,
+    lb_endpoints: tuple[str, ...] = (LIVENESS,),
+    detect_window_s: float = DETECT_WINDOW_S,
+    load_users: int = 0,
+) -> dict[str, Any]:
+    """The figures of one repetition, from its history and ledger only (the execution
+    checker's verdict is added by the runner, from :mod:`harness.check`)."""
+    timeline, censor = Timeline.of(df), Censor()
+    run_end = timeline.run_end_mono
+    fault_mono = timeline.fault_mono
+    lb = _split_at(outages.outage_windows(df, target="lb", endpoint=LIVENESS,
+                                          run_end_mono=run_end), fault_mono)[0]  # fmt: skip
+    targets = [f["target"] for f in faults]
+    rec, recovered = anchored_recovery(df, timeline, censor, replica=targets[0] if targets
+                                       else None, detect_window_s=detect_window_s,
+                                       run_end=run_end)  # fmt: skip
+    figures: dict[str, Any] = {
+        "fault": [{"op": f["op"], "target": f["target"], "t_wall": f["t_wall"]} for f in faults],
+        "downtime_s": outages.downtime_s(lb),
+        "outages": [{"start": r["start_wall"], "end": r["end_wall"],
+                     "duration_s": r["duration_s"]} for r in lb.to_dict("records")],
+        **rec,
+        **baseline_figures(df, timeline, run_end),
+        "observed_s": timeline.observed_s,
+    }  # fmt: skip
+    figures.update(_per_replica(df, fault_mono, run_end, lb_endpoints))
+    degraded = outages.degraded_window(df, fault_mono, target="lb", endpoint=LIVENESS) \
+        if timeline.has_fault and _has_lb(df) else None  # fmt: skip
+    figures["degraded_s"] = float(degraded["duration_s"]) if degraded else 0.0
+    if timeline.has_fault and _has_lb(df):
+        phases = outages.phase_stats(df, fault_mono, recovered if recovered != fault_mono
+                                     else None, target="lb", endpoint=LIVENESS)  # fmt: skip
+        figures["phases"] = json.loads(phases.to_json(orient="index"))
+    figures["load"] = load_summary(df, timeline, load_users, recovered)
+    figures["failed_tasks"] = sum(s == "failed" for s in final_task_states(df))
+    figures.update(_scheduling(df, ledger, timeline, censor, figures))
+    figures.update(dag_run_latency(df))
+    figures.update(fault_details(faults))
+    figures["all_ready_after_s"] = _all_ready(df, timeline, censor)
+    figures.update(health_unhealthy(df, fault_mono, run_end))
+    if victim is not None:
+        figures.update(victim_figures(df, ledger, victim, timeline, censor))
+    reasons, coverage = invalid_reasons(df, timeline, targets)
+    figures.update(prober=coverage, valid=not reasons, invalid_reasons=reasons,
+                   censored=dict(censor.observed))  # fmt: skip
+    return figures
+
+
+def _has_lb(df: pd.DataFrame) -> bool:
+    return len(outages.observations(df, target="lb", endpoint=LIVENESS)) > 0
+
+
+def _per_replica(df: pd.DataFrame, fault_mono: float, run_end: float | None,
+                 lb_endpoints: tuple[str, ...]) -> dict[str, Any]:  # fmt: skip
+    def down(target: str, endpoint: str) -> float:
+        w = outages.outage_windows(df, target=target, endpoint=endpoint, run_end_mono=run_end)
+        return outages.downtime_s(_split_at(w, fault_mono)[0])
+
+    probed = set(df.loc[df["type"] == "probe", "target"].dropna()) if "target" in df else set()
+    out: dict[str, Any] = {
+        "downtime_by_replica_s": {t: down(t, LIVENESS) for t in sorted(probed - {"lb"})}
+    }
+    if len(lb_endpoints) > 1:
+        out["downtime_by_endpoint_s"] = {e: down("lb", e) for e in lb_endpoints[1:]}
+        if DB_ENDPOINT in out["downtime_by_endpoint_s"]:
+            out["db_endpoint_downtime_s"] = out["downtime_by_endpoint_s"][DB_ENDPOINT]
+    return out  # fmt: skip
+
+
+def _scheduling(df: pd.DataFrame, ledger: list[dict[str, Any]], timeline: Timeline,
+                censor: Censor, figures: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+    out = task_start_gaps(ledger, timeline.fault_wall, timeline.ledger_end_wall)
+    out.update(scheduling_latency(df, ledger, timeline, censor))
+    both = {**figures, **out}
+    out["task_start_gap_excess_s"] = excess(censor, "task_start_gap_excess_s",
+                                            "task_start_gap_after_s", "task_start_gap_before_s",
+                                            both)  # fmt: skip
+    out["task_start_gap_vs_restart"] = ratio(censor, "task_start_gap_vs_restart",
+                                             "task_start_gap_after_s", "replacement_ready_s",
+                                             both)  # fmt: skip
+    out["scheduling_resumed_vs_restart"] = ratio(censor, "scheduling_resumed_vs_restart",
+                                                 "scheduling_resumed_s", "replacement_ready_s",
+                                                 both)  # fmt: skip
+    out["scheduling_delay_excess_s"] = excess(censor, "scheduling_delay_excess_s",
+                                              "scheduling_resumed_s",
+                                              "start_latency_before_max_s", both)  # fmt: skip
+    out["start_latency_excess_s"] = excess(censor, "start_latency_excess_s",
+                                           "start_latency_after_max_s",
+                                           "start_latency_before_max_s", both)  # fmt: skip
+    return out
+
+
+def _all_ready(df: pd.DataFrame, timeline: Timeline, censor: Censor) -> float | None:
+    done = markers(df, "recovered")["t_mono"]
+    if len(done):
+        return float(done.iloc[0]) - timeline.fault_mono
+    timeout = markers(df, "recover_timeout")["t_mono"]
+    watched = float(timeout.iloc[0]) - timeline.fault_mono if len(timeout) else None
+    return censor.value("all_ready_after_s", None, watched)

@@ -3,7 +3,14 @@
 import pytest
 from pydantic import ValidationError
 
-from harness.check.hypothesis import Hypothesis, combine
+from harness.check.hypothesis import (
+    Hypothesis,
+    combine,
+    evaluate,
+    failed_verdicts,
+    invalid_run,
+    unknown_gates,
+)
 
 
 def test_hypothesis_verdicts():
@@ -30,3 +37,59 @@ def test_an_unknown_operator_or_field_is_refused():
         Hypothesis(metric="downtime_s", op="=<", value=1.0)
     with pytest.raises(ValidationError, match="gaet"):
         Hypothesis(metric="downtime_s", op="<=", value=1.0, gaet=False)
+
+
+def _never(metric, observed):
+    return {metric: None, "censored": {metric: observed}}
+
+
+def test_a_censored_figure_refutes_an_upper_bound_and_confirms_a_lower_one():
+    at_most = Hypothesis(metric="recovery_s", op="<=", value=30.0)
+    assert at_most.check(_never("recovery_s", 45.0))["verdict"] == "refuted"
+    assert at_most.check(_never("recovery_s", 10.0))["verdict"] == "unknown"  # watched too short
+    at_least = Hypothesis(metric="victim_done_after_s", op=">=", value=20.0)
+    assert at_least.check(_never("victim_done_after_s", 25.0))["verdict"] == "confirmed"
+    equal = Hypothesis(metric="victim_succeeded", op="==", value=1)
+    assert equal.check(_never("victim_succeeded", 25.0))["verdict"] == "unknown"
+    assert at_most.check(_never("recovery_s", 45.0))["censored"] == 45.0
+
+
+def test_verdicts_use_valid_repetitions_only_and_say_never():
+    h = Hypothesis(metric="scheduling_resumed_s", op="<=", value=60.0)
+    reps = [
+        {**_never("scheduling_resumed_s", 90.0), "valid": True,
+         "executions": {"valid": True, "problems": []}},
+        {"scheduling_resumed_s": 500.0, "valid": False, "invalid_reasons": ["x"],
+         "executions": {"valid": False, "problems": ["lost"]}},
+    ]  # fmt: skip
+    verdicts = evaluate([h], reps)
+    v = verdicts["scheduling_resumed_s <= 60.0"]
+    assert v["verdict"] == "refuted" and v["measured"] == [None] and v["censored"] == [90.0]
+    assert verdicts["executions"]["verdict"] == "confirmed"  # the invalid one is excluded
+    lines = failed_verdicts({"verdicts": verdicts})
+    assert lines and "never (>= 90.0 s)" in lines[0]
+
+
+def test_no_valid_repetition_leaves_every_verdict_unknown():
+    h = Hypothesis(metric="downtime_s", op="<=", value=1.0)
+    bad = {"downtime_s": 0.0, "valid": False, "executions": {"valid": True, "problems": []}}
+    verdicts = evaluate([h], [bad])
+    assert {v["verdict"] for v in verdicts.values()} == {"unknown"}
+
+
+def test_an_undecidable_gate_is_a_reason_to_call_the_repetition_invalid():
+    gate = Hypothesis(metric="victim_done_after_s", op="<=", value=60.0)
+    study = Hypothesis(metric="victim_done_after_s", op=">=", value=20.0, gate=False)
+    assert unknown_gates([gate, study], {}) == [
+        "gate victim_done_after_s <= 60.0 could not be measured"
+    ]
+    assert unknown_gates([gate], {"victim_done_after_s": 30.0}) == []
+
+
+def test_an_invalid_run_says_why():
+    summary = {"valid": False, "repeat": 2, "valid_repetitions": 1, "repetitions": [
+        {"repetition": 1, "valid": True},
+        {"repetition": 2, "valid": False, "invalid_reasons": ["no probe history"]}]}  # fmt: skip
+    assert invalid_run(summary) == ["1 of 2 repetitions valid",
+                                    "repetition 2: no probe history"]  # fmt: skip
+    assert invalid_run({"valid": True}) == []
