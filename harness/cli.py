@@ -304,8 +304,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from harness.analysis.stats import numbers
-    from harness.report.runs import find_runs, median
+    from harness.report.runs import find_runs, variant_headline
 
     found = find_runs(args.results)
     if not found:
@@ -326,17 +325,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         )
         width = max(len(v.name) for v in run.variants)
         for v in run.variants:
-            down, rec = median(v.values("downtime_s")), median(v.values("recovery_s"))
-            never = len(v.repetitions) - len(numbers(v.values("recovery_s")))
-            counts = v.verdict_counts()
-            print(
-                f"  {v.name.ljust(width)}  n={len(v.repetitions)}  "
-                f"downtime median {'-' if down is None else f'{down:.3f}s'}  "
-                f"recovery median {'-' if rec is None else f'{rec:.3f}s'}"
-                + (f" ({never} never recovered)" if never else "")
-                + f"  verdicts: {counts.get('confirmed', 0)} confirmed, "
-                f"{counts.get('refuted', 0)} refuted, {counts.get('unknown', 0)} unknown"
-            )
+            print(f"  {variant_headline(v, width)}")
     return 0
 
 

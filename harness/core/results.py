@@ -6,11 +6,19 @@ the per-repetition figures and the metadata stay open-ended (``dict``), and keys
 writer adds are kept. ``schema_version`` says which layout a file has: this harness reads
 versions 1 (the recorded runs written before these models) and 2 (written through them;
 the layout is that of version 1), and refuses newer ones, so a file is never misread.
+
+Reading a repetition's figure: :func:`figure` and :func:`censored_for`. A figure whose event
+never happened while the harness watched is *censored*: its value is null and the
+repetition's ``censored`` maps the metric to the seconds watched. :func:`figure` reads a
+censored figure as ``math.inf`` (later than any observed value), so medians and rank tests
+treat it as the worst value. Older summaries have no ``censored`` key: every null there is
+simply missing.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import secrets
 from pathlib import Path
@@ -21,10 +29,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from harness.core.errors import HarnessError
 
 __all__ = [
+    "CENSORED_KEY",
     "READABLE_SCHEMA_VERSIONS",
     "SUMMARY_SCHEMA_VERSION",
     "Summary",
     "Verdict",
+    "censored_for",
+    "figure",
     "read_summary",
     "write_summary",
 ]
@@ -32,6 +43,7 @@ __all__ = [
 SUMMARY_SCHEMA_VERSION = 2
 READABLE_SCHEMA_VERSIONS = range(1, SUMMARY_SCHEMA_VERSION + 1)
 RESTORE = "restore summary.json from a copy of the run, or re-run the experiment"
+CENSORED_KEY = "censored"  # in a repetition: {metric: seconds watched without the event}
 
 
 class Verdict(BaseModel):
@@ -126,3 +138,32 @@ def write_summary(path: Path | str, summary: Summary | dict[str, Any]) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, int | float) and not math.isnan(value):
+        return float(value)
+    return None
+
+
+def _censored(rep: dict[str, Any]) -> dict[str, Any]:
+    censored = rep.get(CENSORED_KEY)
+    return censored if isinstance(censored, dict) else {}
+
+
+def figure(rep: dict[str, Any], metric: str) -> float | None:
+    """Repetition ``rep``'s figure ``metric``: ``math.inf`` if it is censored (its event was
+    not seen while the harness watched), else the number (a bool as 0/1), else None (missing
+    or not a number)."""
+    if metric in _censored(rep):
+        return math.inf
+    return _number(rep.get(metric))
+
+
+def censored_for(rep: dict[str, Any], metric: str) -> float | None:
+    """The seconds the harness watched for ``metric``'s event without seeing it (None if the
+    figure is not censored, or the time was not recorded)."""
+    seconds = _censored(rep).get(metric)
+    return None if isinstance(seconds, bool) else _number(seconds)

@@ -2,8 +2,9 @@
 
 - :func:`recovery_curve_figure`: one repetition over time — LB success and error rates,
   latency percentiles, per-replica success, lifecycle events — with fault markers;
-- :func:`repetitions_figure`: downtime and recovery of every repetition per variant, with
-  medians and confidence intervals;
+- :func:`repetitions_figure`: downtime and recovery of every valid repetition per variant,
+  with medians and order-statistic 95 % intervals (censored "never" values are counted in
+  the label, not drawn);
 - :func:`phase_latency_figure`: latency before / during / after the fault per variant;
 - :func:`overlay_figure`: LB success rate of several curves on one axis;
 - :func:`comparison_figure`: a base and a new run side by side (see :mod:`harness.report.compare`).
@@ -14,6 +15,7 @@
 from __future__ import annotations
 
 import io
+import math
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,7 +34,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
     from harness.report.compare import RunComparison
-    from harness.report.runs import Run
+    from harness.report.runs import Run, Variant
 
 __all__ = [
     "comparison_figure",
@@ -80,6 +82,13 @@ MARKS = {  # key moment -> (colour, line style, legend label)
 METRIC_LABELS = {
     "downtime_s": "downtime through the LB (s)",
     "recovery_s": "recovery time (s since fault)",
+    "scheduling_resumed_s": "scheduling resumed (s since fault)",
+    "task_start_gap_after_s": "largest task-start gap after (s)",
+    "start_latency_after_p95_s": "task start latency after, p95 (s)",
+    "start_latency_after_max_s": "task start latency after, max (s)",
+    "failed_tasks": "failed tasks",
+    "lost_runs": "lost runs",
+    "duplicated_executions": "duplicated executions",
 }
 PHASE_COLOURS = {"before": "#1f77b4", "during": "#d62728", "after": "#2ca02c"}
 SUCCESS_CMAP = LinearSegmentedColormap.from_list("success", ["#b2182b", "#fddbc7", "#1a9850"])
@@ -317,50 +326,45 @@ def recovery_curve_figure(curve: RecoveryCurve, *, title: str = "") -> Figure:
     return fig
 
 
+def _strip_note(raw: list[float | None], text: str) -> str:
+    never = sum(1 for x in raw if x is not None and math.isinf(x))
+    missing = sum(1 for x in raw if x is None)
+    return (
+        text
+        + (f", {never} never" if never else "")
+        + (f", {missing} not measured" if missing else "")
+    )
+
+
+def _strip_row(ax, row: int, variant: Variant, metric: str, rng: np.random.Generator) -> None:
+    """One variant's valid repetitions (dots; censored ones are only counted), median and
+    order-statistic interval (an infinite bound is drawn to the largest measured value)."""
+    raw = variant.values(metric)
+    vals = [x for x in numbers(raw) if math.isfinite(x)]
+    est = median_ci(raw, censored_s=variant.censored_s(metric))
+    jitter = rng.uniform(-0.12, 0.12, len(vals)) if len(vals) > 1 else np.zeros(len(vals))
+    ax.scatter(vals, row + jitter, color="#1f77b4", s=22, alpha=0.8, zorder=3,
+               label="repetition" if row == 0 else None)  # fmt: skip
+    if est.median is None:
+        ax.text(0, row, " no data", va="center", fontsize=8, color="#7f7f7f")
+        return
+    if math.isfinite(est.median):
+        ax.plot([est.median] * 2, [row - 0.3, row + 0.3], color="#000000", linewidth=2,
+                zorder=4, label="median" if row == 0 else None)  # fmt: skip
+    if est.low is not None and est.high is not None:
+        high = est.high if math.isfinite(est.high) else max([*vals, est.low])
+        if high > est.low and math.isfinite(est.low):
+            ax.plot([est.low, high], [row, row], color="#ff7f0e", linewidth=5, alpha=0.55,
+                    zorder=2, solid_capstyle="butt",
+                    label="95 % interval of the median" if row == 0 else None)  # fmt: skip
+    _label_row(ax, row, _strip_note(raw, est.text()))
+
+
 def _strip(ax, run: Run, metric: str, label: str) -> None:
     names = [v.name for v in run.variants]
     rng = np.random.default_rng(0)
     for row, variant in enumerate(run.variants):
-        raw = variant.values(metric)
-        vals = numbers(raw)
-        est = median_ci(raw)
-        jitter = rng.uniform(-0.12, 0.12, len(vals)) if len(vals) > 1 else np.zeros(len(vals))
-        ax.scatter(
-            vals,
-            row + jitter,
-            color="#1f77b4",
-            s=22,
-            alpha=0.8,
-            zorder=3,
-            label="repetition" if row == 0 else None,
-        )
-        if est.median is None:
-            ax.text(0, row, " no data", va="center", fontsize=8, color="#7f7f7f")
-            continue
-        ax.plot(
-            [est.median] * 2,
-            [row - 0.3, row + 0.3],
-            color="#000000",
-            linewidth=2,
-            zorder=4,
-            label="median" if row == 0 else None,
-        )
-        if est.low is not None and est.high is not None and est.high > est.low:
-            ax.plot(
-                [est.low, est.high],
-                [row, row],
-                color="#ff7f0e",
-                linewidth=5,
-                alpha=0.55,
-                zorder=2,
-                solid_capstyle="butt",
-                label="95% CI of median" if row == 0 else None,
-            )
-        missing = len(raw) - len(vals)
-        note = est.text()
-        if missing:
-            note += f", {missing} never"
-        _label_row(ax, row, note)
+        _strip_row(ax, row, variant, metric, rng)
     ax.set_yticks(range(len(names)), names)
     ax.set_ylim(len(names) - 0.5, -0.5)
     ax.set_xlabel(label)
@@ -369,7 +373,8 @@ def _strip(ax, run: Run, metric: str, label: str) -> None:
 
 
 def repetitions_figure(run: Run) -> Figure:
-    """Downtime and recovery per repetition (dots), median (bar) and 95% CI per variant."""
+    """Downtime and recovery per valid repetition (dots), median (bar) and order-statistic
+    95 % interval of the median per variant."""
     import matplotlib
 
     with matplotlib.rc_context(RC):
@@ -388,7 +393,7 @@ def repetitions_figure(run: Run) -> Figure:
 def _phase_median(run: Run, variant_index: int, phase: str, key: str) -> float | None:
     vals = [
         (r.figures.get("phases") or {}).get(phase, {}).get(key)
-        for r in run.variants[variant_index].repetitions
+        for r in run.variants[variant_index].valid_repetitions
     ]
     return median_ci(vals).median
 
@@ -469,44 +474,46 @@ def overlay_figure(curves: dict[str, RecoveryCurve], *, column: str = "success_r
     return fig
 
 
+def _comparison_axes(ax, comparison: RunComparison, metric: str) -> None:
+    """One metric: per variant base and new repetitions (dots; "never" is not drawn),
+    medians (bars) and the verdict after the Holm correction."""
+    for row, v in enumerate(comparison.variants):
+        c = next((c for c in v.comparisons if c.metric == metric), None)
+        if c is None:
+            continue
+        for dy, vals, med, colour, lab in (
+            (-0.15, c.base, c.base_median, "#7f7f7f", "base"),
+            (0.15, c.new, c.new_median, "#1f77b4", "new"),
+        ):
+            finite = [x for x in vals if np.isfinite(x)]
+            ax.scatter(finite, [row + dy] * len(finite), color=colour, s=18,
+                       label=lab if row == 0 else None)  # fmt: skip
+            if med is not None and np.isfinite(med):
+                ax.plot([med, med], [row + dy - 0.12, row + dy + 0.12], color=colour,
+                        linewidth=2.5)  # fmt: skip
+        color = "#d62728" if c.verdict == "regression" else "#000000"
+        _label_row(ax, row, c.verdict, color=color)
+    ax.set_xlabel(METRIC_LABELS.get(metric, metric))
+    ax.set_xlim(left=0, right=max(ax.get_xlim()[1], 0 if metric.endswith("_s") else 1))
+    ax.grid(axis="x", color="#dddddd", linewidth=0.6)
+
+
 def comparison_figure(comparison: RunComparison) -> Figure:
-    """Per variant and metric, base vs new repetitions (dots) and medians (bars)."""
+    """Per variant and metric (two metrics a row), base vs new repetitions (dots), medians
+    (bars) and verdicts."""
     import matplotlib
 
     metrics = list(dict.fromkeys(c.metric for v in comparison.variants for c in v.comparisons))
     names = [v.name for v in comparison.variants]
+    ncols = min(2, max(len(metrics), 1))
+    nrows = max(math.ceil(len(metrics) / ncols), 1)
     with matplotlib.rc_context(RC):
-        fig = _figure(12.5, 0.55 * max(len(names), 1) + 1.7)
-        axes = np.atleast_1d(fig.subplots(1, max(len(metrics), 1), sharey=True))
+        fig = _figure(12.5, nrows * (0.55 * max(len(names), 1) + 1.1) + 0.6)
+        axes = np.atleast_1d(fig.subplots(nrows, ncols, sharey=True, squeeze=False)).ravel()
         for ax, metric in zip(axes, metrics, strict=False):
-            for row, v in enumerate(comparison.variants):
-                c = next((c for c in v.comparisons if c.metric == metric), None)
-                if c is None:
-                    continue
-                for dy, vals, med, colour, lab in (
-                    (-0.15, c.base, c.base_median, "#7f7f7f", "base"),
-                    (0.15, c.new, c.new_median, "#1f77b4", "new"),
-                ):
-                    finite = [x for x in vals if np.isfinite(x)]
-                    ax.scatter(
-                        finite,
-                        [row + dy] * len(finite),
-                        color=colour,
-                        s=18,
-                        label=lab if row == 0 else None,
-                    )
-                    if med is not None and np.isfinite(med):
-                        ax.plot(
-                            [med, med],
-                            [row + dy - 0.12, row + dy + 0.12],
-                            color=colour,
-                            linewidth=2.5,
-                        )
-                color = "#d62728" if c.verdict == "regression" else "#000000"
-                _label_row(ax, row, c.verdict, color=color)
-            ax.set_xlabel(METRIC_LABELS.get(metric, metric))
-            ax.set_xlim(left=0)
-            ax.grid(axis="x", color="#dddddd", linewidth=0.6)
+            _comparison_axes(ax, comparison, metric)
+        for ax in axes[len(metrics) :]:
+            ax.set_visible(False)
         axes[0].set_yticks(range(len(names)), names)
         axes[0].set_ylim(len(names) - 0.5, -0.5)
         handles, labels = axes[0].get_legend_handles_labels()

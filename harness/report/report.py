@@ -15,7 +15,10 @@ figures with their paths and embedded data); the Jinja2 templates in ``templates
 it out as Markdown and as HTML. Text has inline `code` and **bold** only.
 
 Everything in it is measured (the summaries and histories); nothing is estimated without
-saying how, and a single repetition gets no confidence interval.
+saying how. Medians come with the distribution-free order-statistic 95 % interval
+(:func:`harness.analysis.stats.median_ci`), and with none below 6 repetitions. Invalid
+repetitions (``"valid": false``) are listed as excluded and left out of every figure and
+median; censored figures (never seen while watched) are +inf and print "never (>= X s)".
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -33,7 +37,8 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
-from harness.analysis.stats import median_ci
+from harness.analysis.stats import Estimate, median_ci, never_text
+from harness.core.results import censored_for, figure
 from harness.report.runs import (
     Repetition,
     Run,
@@ -58,13 +63,14 @@ FIGURE_KEYS = (
 )
 VERDICTS_NOTE = (
     "A gate is an SLO: refuted fails the run. An expectation is a hypothesis under "
-    "study, reported without failing anything. Measured: one value per repetition; "
-    "median: over repetitions, with a bootstrap 95% confidence interval of the median."
+    "study, reported without failing anything. Verdict and measured: as the run recorded "
+    "them, one value per repetition; median: over the valid repetitions (censored: +inf), "
+    "with the order-statistic 95 % interval of the median (none below 6 repetitions)."
 )
 PHASES_NOTE = (
     "Probes through the load balancer: before the fault, during (fault until "
-    "sustained recovery) and after; medians over repetitions, latency of successful "
-    "probes in ms."
+    "sustained recovery) and after; medians over the valid repetitions, latency of "
+    "successful probes in ms."
 )
 
 
@@ -276,18 +282,28 @@ OVERVIEW_HEADERS = [
 ]
 
 
+def estimate(v: Variant, metric: str) -> Estimate:
+    """Median and 95 % interval of ``metric`` over the variant's valid repetitions."""
+    return median_ci(v.values(metric), censored_s=v.censored_s(metric))
+
+
+def _n_text(v: Variant) -> str:
+    excluded = f" ({len(v.excluded)} invalid, excluded)" if v.excluded else ""
+    return f"{len(v.valid_repetitions)}{excluded}"
+
+
 def _overview_table(run: Run) -> Table:
     rows = []
     for v in run.variants:
         rows.append(
             [
                 v.name,
-                str(len(v.repetitions)),
-                median_ci(v.values("downtime_s")).text(),
-                median_ci(v.values("recovery_s")).text(),
-                median_ci(v.values("time_to_detect_s")).text(),
-                median_ci(v.values("replacement_ready_s")).text(),
-                ", ".join(_fmt(x) for x in v.values("failed_tasks")),
+                _n_text(v),
+                estimate(v, "downtime_s").text(),
+                estimate(v, "recovery_s").text(),
+                estimate(v, "time_to_detect_s").text(),
+                estimate(v, "replacement_ready_s").text(),
+                ", ".join(_fmt(r.figures.get("failed_tasks")) for r in v.valid_repetitions),
                 _verdict_text(v.verdict_counts()),
             ]
         )
@@ -295,44 +311,67 @@ def _overview_table(run: Run) -> Table:
 
 
 def _overview_note(run: Run) -> str:
-    n_max = max((len(v.repetitions) for v in run.variants), default=0)
     note = (
-        "Medians over repetitions with a bootstrap 95% confidence interval of the median "
-        "(5000 resamples, seeded) in brackets."
+        "Medians over the valid repetitions, with a distribution-free 95 % confidence "
+        "interval of the median in brackets: the order statistics [x_(k), x_(n-k+1)] with "
+        "the largest k whose binomial coverage is at least 95 % (n = 6: the smallest and "
+        "largest value, coverage 96.9 %). Below 6 repetitions no 95 % interval exists, and "
+        "none is given. **never (>= X s)**: the event was not seen in X seconds of watching "
+        "(censored; it counts as later than any measured value)."
     )
-    if n_max <= 1:
+    if all(len(v.valid_repetitions) < 6 for v in run.variants):
         note += (
-            " **Every experiment here has 1 repetition, so there are no confidence "
-            "intervals**: one measurement says nothing about the spread; repeat the run "
-            "(`--repeat 5`, or `pytest experiments/ --profile full`) for intervals."
+            " **Every experiment here has fewer than 6 valid repetitions, so there are no "
+            "confidence intervals**: so few measurements say little about the spread; "
+            "repeat the run (`--repeat 6` or more) for intervals."
         )
-    elif any(len(v.repetitions) < 5 for v in run.variants):
-        note += " Intervals from fewer than 5 repetitions are rough."
+    excluded = sum(len(v.excluded) for v in run.variants)
+    if excluded:
+        note += (
+            f" {excluded} invalid repetition(s) are excluded from every figure and median "
+            "(see the repetitions under Recovery curves for why)."
+        )
     return (
         note + " Downtime: total outage of the probe stream through the load balancer; "
         "the other times are seconds since the fault."
     )
 
 
-def _measured_median(hypothesis: str, measured: Any) -> str:
-    """Median [95% CI] of a hypothesis's per-repetition numbers; "-" for anything else."""
+def _measured_values(
+    metric: str, measured: list[Any], reps: list[Repetition] | None
+) -> tuple[list[Any], float | None]:
+    """(values over the valid repetitions, censored +inf; shortest censored watch)."""
+    if reps is None or len(reps) != len(measured):
+        return measured, None
+    pairs = [(m, r) for m, r in zip(measured, reps, strict=True) if r.valid]
+    values = [math.inf if figure(r.figures, metric) == math.inf else m for m, r in pairs]
+    watched = [censored_for(r.figures, metric) for _, r in pairs]
+    known = [w for w in watched if w is not None]
+    return values, min(known) if known else None
+
+
+def _measured_median(hypothesis: str, measured: Any, reps: list[Repetition] | None = None) -> str:
+    """Median [95% CI] of a hypothesis's per-repetition numbers over the valid repetitions
+    (``reps``, when they match ``measured`` one to one); "-" for anything else."""
     values = [m for m in measured if m is not None] if isinstance(measured, list) else []
     if not values or any(isinstance(m, bool) or not isinstance(m, int | float) for m in values):
         return "-"
     metric = hypothesis.split()[0]
-    return median_ci(measured).text(unit="s" if metric.endswith("_s") else "")
+    values, censored_s = _measured_values(metric, measured, reps)
+    unit = "s" if metric.endswith("_s") else ""
+    return median_ci(values, censored_s=censored_s).text(unit=unit)
 
 
-def _verdict_row(variant: str, name: str, verdict: dict[str, Any]) -> list[str]:
+def _verdict_row(v: Variant, name: str, verdict: dict[str, Any]) -> list[str]:
     measured = verdict.get("measured")
-    median = _measured_median(name, measured)
+    median = _measured_median(name, measured, v.repetitions)
     if isinstance(measured, list):
         measured = ", ".join(
             _fmt(m) if not isinstance(m, list) else "; ".join(map(str, m)) or "none"
             for m in measured
         )
     return [
-        variant,
+        v.name,
         f"`{name}`",
         "SLO (gate)" if verdict.get("gate", True) else "expectation (not a gate)",
         f"**{verdict.get('verdict')}**",
@@ -346,7 +385,7 @@ def _verdicts_table(run: Run) -> Table:
     return Table(
         ["experiment", "hypothesis", "kind", "verdict", "measured", "median", "why"],
         [
-            _verdict_row(v.name, name, verdict)
+            _verdict_row(v, name, verdict)
             for v in run.variants
             for name, verdict in v.verdicts.items()
         ],
@@ -355,7 +394,9 @@ def _verdicts_table(run: Run) -> Table:
 
 def _phase_row(v: Variant, phase: str) -> list[str]:
     def med(key: str) -> float | None:
-        vals = [(r.figures.get("phases") or {}).get(phase, {}).get(key) for r in v.repetitions]
+        vals = [
+            (r.figures.get("phases") or {}).get(phase, {}).get(key) for r in v.valid_repetitions
+        ]
         return median_ci(vals).median
 
     def ms(key: str) -> str:
@@ -381,15 +422,33 @@ def _phases_table(run: Run) -> Table:
     )
 
 
+def _figure_text(r: Repetition, metric: str, digits: int = 3) -> str:
+    """A repetition's figure: the value, or ``never (>= X s)`` when censored."""
+    if figure(r.figures, metric) == math.inf:
+        return never_text(censored_for(r.figures, metric), digits)
+    return _fmt(r.figures.get(metric), digits)
+
+
+def _seconds(r: Repetition, metric: str) -> str:
+    text = _figure_text(r, metric, 2)
+    return text if text == "-" or text.startswith("never") else f"{text} s"
+
+
 def _repetition_line(r: Repetition) -> str:
     figs = ", ".join(
-        f"{label} {_fmt(r.figures.get(k))}" for k, label in FIGURE_KEYS if k in r.figures
+        f"{label} {_figure_text(r, k)}"
+        for k, label in FIGURE_KEYS
+        if k in r.figures or figure(r.figures, k) is not None
     )
     faults = ", ".join(f"{f.get('op')} {f.get('target')}" for f in r.figures.get("fault") or [])
     outages = r.figures.get("outages") or []
+    excluded = ""
+    if not r.valid:
+        why = "; ".join(r.invalid_reasons) or "no reason recorded"
+        excluded = f"**invalid, excluded from every figure and median** ({why}): "
     return (
         f"repetition {r.number} (seed {r.figures.get('seed')}; fault: {faults or '-'}; "
-        f"{len(outages)} LB outage(s)): {figs}"
+        f"{len(outages)} LB outage(s)): {excluded}{figs}"
     )
 
 
@@ -424,8 +483,8 @@ def _curve(v: Variant, r: Repetition, out: Path) -> Curve:
     curve = recovery_curve(df, figures=r.figures)
     title = (
         f"{v.name} — repetition {r.number}: {curve.fault_label or 'no fault'}; "
-        f"downtime {_fmt(r.figures.get('downtime_s'), 2)} s, "
-        f"recovery {_fmt(r.figures.get('recovery_s'), 2)} s"
+        f"downtime {_seconds(r, 'downtime_s')}, recovery {_seconds(r, 'recovery_s')}"
+        + ("" if r.valid else " (invalid: excluded from the figures)")
     )
     png, svg = save_figure(recovery_curve_figure(curve, title=title), out / FIGURES_DIR, stem)
     return Curve(figure=_figure(out, png, svg, caption))
@@ -467,8 +526,8 @@ def _run_figures(run: Run, out: Path) -> tuple[Figure, Figure]:
         out,
         png,
         svg,
-        "Downtime and recovery per repetition (dots), median (black) and 95% "
-        "CI of the median (orange; none with 1 repetition)",
+        "Downtime and recovery per valid repetition (dots), median (black) and "
+        "order-statistic 95 % interval of the median (orange; none below 6 repetitions)",
     )
     png, svg = save_figure(phase_latency_figure(run), figures, "phase-latency")
     phases = _figure(out, png, svg, "LB latency per phase: p95 bars, p50 dots, p99 triangles")
@@ -523,16 +582,22 @@ def render_markdown(run_dir: Path) -> str:
     return _pages(run_dir, bool(load_summaries(run_dir)))[0]
 
 
+def _valid(s: dict[str, Any]) -> list[dict[str, Any]]:
+    return [r for r in s["repetitions"] if r.get("valid") is not False]
+
+
 def _index(run_dir: Path, summaries: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
-    """A run directory's ``summary.json``: its experiments' headline figures and verdicts."""
+    """A run directory's ``summary.json``: its experiments' headline figures (valid
+    repetitions; null where not measured or censored) and verdicts."""
     return {
         "run_id": run_dir.name,
         "experiments": {
             name: {
                 "experiment": s["experiment"],
                 "params": s["params"],
-                "downtime_s": [r["downtime_s"] for r in s["repetitions"]],
-                "recovery_s": [r["recovery_s"] for r in s["repetitions"]],
+                "downtime_s": [r.get("downtime_s") for r in _valid(s)],
+                "recovery_s": [r.get("recovery_s") for r in _valid(s)],
+                "excluded_repetitions": len(s["repetitions"]) - len(_valid(s)),
                 "verdicts": {k: v["verdict"] for k, v in s["verdicts"].items()},
             }
             for name, s in summaries

@@ -5,22 +5,29 @@ each with a ``summary.json`` (``repetitions``, ``verdicts``, ``metadata`` ...; r
 validated by :mod:`harness.core.results`) and ``rep-N/`` directories with the event
 history. A single variant's directory is accepted wherever a run directory is: it is a
 run of one variant.
+
+A repetition with ``"valid": false`` (and ``invalid_reasons``) is excluded from every
+figure, median and comparison (:attr:`Variant.valid_repetitions`; :attr:`Variant.excluded`
+lists it). Figures are read through :func:`harness.core.results.figure`: a censored one
+(never seen while watched) is +inf. Older summaries have neither key: all valid, nothing
+censored.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import statistics
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from harness.analysis.stats import median_ci, never_text
 from harness.core.errors import HarnessError
 from harness.core.history import HISTORY_DIR, read_history
-from harness.core.results import read_summary
+from harness.core.results import censored_for, figure, read_summary
 
 __all__ = [
     "Repetition",
@@ -30,6 +37,8 @@ __all__ = [
     "is_experiment_dir",
     "load_run",
     "load_summaries",
+    "median_text",
+    "variant_headline",
 ]
 
 
@@ -75,6 +84,16 @@ class Repetition:
     dir: Path
 
     @property
+    def valid(self) -> bool:
+        """False only when the summary says so (``"valid": false``)."""
+        return self.figures.get("valid") is not False
+
+    @property
+    def invalid_reasons(self) -> list[str]:
+        reasons = self.figures.get("invalid_reasons")
+        return [str(r) for r in reasons] if isinstance(reasons, list) else []
+
+    @property
     def has_history(self) -> bool:
         return (self.dir / "history.parquet").exists() or (self.dir / HISTORY_DIR).is_dir()
 
@@ -108,9 +127,30 @@ class Variant:
     def verdicts(self) -> dict[str, dict[str, Any]]:
         return self.summary.get("verdicts") or {}
 
-    def values(self, metric: str) -> list[Any]:
-        """``metric`` of every repetition (None where it was not measured)."""
-        return [r.figures.get(metric) for r in self.repetitions]
+    @property
+    def valid_repetitions(self) -> list[Repetition]:
+        return [r for r in self.repetitions if r.valid]
+
+    @property
+    def excluded(self) -> list[Repetition]:
+        """The invalid repetitions, excluded from every figure and comparison."""
+        return [r for r in self.repetitions if not r.valid]
+
+    def values(self, metric: str) -> list[float | None]:
+        """``metric`` of every valid repetition: +inf where censored (never seen), None
+        where not measured (:func:`harness.core.results.figure`)."""
+        return [figure(r.figures, metric) for r in self.valid_repetitions]
+
+    def censored_s(self, metric: str) -> float | None:
+        """The shortest time watched among the valid repetitions where ``metric`` is
+        censored (None if none is, or none recorded how long)."""
+        watched = [
+            censored_for(r.figures, metric)
+            for r in self.valid_repetitions
+            if figure(r.figures, metric) == math.inf
+        ]
+        known = [w for w in watched if w is not None]
+        return min(known) if known else None
 
     def verdict_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -203,7 +243,36 @@ def find_runs(results: Path | str) -> list[Run]:
     return runs
 
 
-def median(values: list[Any]) -> float | None:
-    """Median of the numeric values (None if there are none)."""
-    nums = [float(v) for v in values if isinstance(v, int | float)]
-    return statistics.median(nums) if nums else None
+def median_text(variant: Variant, metric: str, digits: int = 3) -> str:
+    """The median of ``metric`` over the valid repetitions: ``0.863s``, ``never (>= X s)``
+    when censored, or ``-``."""
+    med = median_ci(variant.values(metric)).median
+    if med is None:
+        return "-"
+    return (
+        never_text(variant.censored_s(metric), digits) if math.isinf(med) else f"{med:.{digits}f}s"
+    )
+
+
+def variant_headline(variant: Variant, width: int = 0) -> str:
+    """``ha-bench runs``' line of a variant: valid repetitions (and how many were excluded
+    as invalid), median downtime and recovery, verdicts."""
+    recovery = variant.values("recovery_s")
+    notes = [
+        f"{k} {what}"
+        for k, what in (
+            (sum(x == math.inf for x in recovery), "never recovered"),
+            (sum(x is None for x in recovery), "not measured"),
+        )
+        if k
+    ]
+    excluded = f" ({len(variant.excluded)} invalid, excluded)" if variant.excluded else ""
+    counts = variant.verdict_counts()
+    return (
+        f"{variant.name.ljust(width)}  n={len(variant.valid_repetitions)}{excluded}  "
+        f"downtime median {median_text(variant, 'downtime_s')}  "
+        f"recovery median {median_text(variant, 'recovery_s')}"
+        + (f" ({', '.join(notes)})" if notes else "")
+        + f"  verdicts: {counts.get('confirmed', 0)} confirmed, "
+        f"{counts.get('refuted', 0)} refuted, {counts.get('unknown', 0)} unknown"
+    )

@@ -1,9 +1,11 @@
 """summary.json through the pydantic models: written atomically, read back, and refused
-with a one-line fix when it is of a newer schema version or malformed."""
+with a one-line fix when it is of a newer schema version or malformed; a repetition's
+figures read through figure() and censored_for()."""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +14,12 @@ from reportdata import SMOKE_RUN, VARIANTS
 
 from harness.core.errors import HarnessError
 from harness.core.results import (
+    CENSORED_KEY,
     SUMMARY_SCHEMA_VERSION,
     Summary,
     Verdict,
+    censored_for,
+    figure,
     read_summary,
     write_summary,
 )
@@ -133,3 +138,32 @@ def test_a_missing_file_is_refused(tmp_path: Path):
     with pytest.raises(HarnessError) as exc:
         read_summary(tmp_path / "nope" / "summary.json")
     assert "cannot read" in one_line(exc)
+
+
+def test_figures_censored_missing_and_numbers():
+    rep = {
+        "downtime_s": 1.5,
+        "failed_tasks": 2,
+        "recovered": True,
+        "recovery_s": None,
+        "scheduling_resumed_s": None,
+        "degraded_s": float("nan"),
+        "fault": [{"op": "kill"}],
+        CENSORED_KEY: {"recovery_s": 120.25, "time_to_detect_s": None},
+    }
+    assert CENSORED_KEY == "censored"
+    assert figure(rep, "downtime_s") == 1.5 and figure(rep, "failed_tasks") == 2.0
+    assert figure(rep, "recovered") == 1.0  # a bool as 0/1
+    assert figure(rep, "recovery_s") == math.inf and censored_for(rep, "recovery_s") == 120.25
+    assert figure(rep, "time_to_detect_s") == math.inf  # censored, watch time not recorded
+    assert censored_for(rep, "time_to_detect_s") is None
+    for missing in ("scheduling_resumed_s", "degraded_s", "fault", "nope"):
+        assert figure(rep, missing) is None and censored_for(rep, missing) is None
+
+
+def test_an_older_summary_has_nothing_censored():
+    rep = recorded(VARIANTS[0])["repetitions"][0]
+    assert CENSORED_KEY not in rep
+    assert figure(rep, "downtime_s") == pytest.approx(16.699925364000137)
+    assert figure(rep, "start_latency_after_p95_s") is None
+    assert censored_for(rep, "downtime_s") is None

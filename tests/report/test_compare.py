@@ -1,4 +1,5 @@
-"""``ha-bench compare``: significance over repetitions, setup checks and exit codes."""
+"""``ha-bench compare``: significance over repetitions (permutation test of U, Holm over
+all comparisons of one compare), setup checks and exit codes."""
 
 from __future__ import annotations
 
@@ -17,6 +18,16 @@ REGRESSED = "api-server-kill-a2-s2-w1"
 # --workers 1 --repeat 5 --seed 1`, one after the other on the 2-core machine)
 SAME_SETUP = DATA / "same-setup"
 REAL = "api-server-kill-a1-s1-w1"
+# what the recorded runs have in both: every compared metric but the start latencies
+RECORDED_METRICS = [
+    "downtime_s",
+    "recovery_s",
+    "scheduling_resumed_s",
+    "task_start_gap_after_s",
+    "failed_tasks",
+    "lost_runs",
+    "duplicated_executions",
+]
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +43,15 @@ def test_planted_regression_is_found_and_fails_the_gate(base, tmp_path, capsys):
     assert "regression" in row
     assert "+2.0" in row
     assert "significant regression(s): api-server-kill-a2-s2-w1 downtime_s" in out
+    # 6 vs 6 fully separated: p = 2/924, x7 (Holm's factor for the smallest of the 7
+    # comparisons that could be significant) = 0.0152. Not counted: the figures the
+    # synthesized runs copy unchanged (every value equal) and scheduler-kill-a1-s1-w1's
+    # downtime, mostly 0.0 s: tied so heavily that no arrangement reaches 0.05
+    assert "0.00216  0.0152" in row
+    assert "correction: Holm over the 7 comparison(s)" in out
     rows = [line for line in out.splitlines() if line.startswith(("api-", "scheduler-"))]
     others = [line for line in rows if line != row]
-    assert len(others) == 7
+    assert len(rows) == 4 * len(RECORDED_METRICS)
     assert all("regression" not in line for line in others), out
 
 
@@ -51,17 +68,39 @@ def test_two_real_runs_of_the_same_setup_are_not_significant(capsys):
     assert main(["compare", str(SAME_SETUP / "a"), str(SAME_SETUP / "b")]) == 0
     out = capsys.readouterr().out
     rows = [line for line in out.splitlines() if line.startswith(REAL)]
-    assert [row.split()[1] for row in rows] == ["downtime_s", "recovery_s"]
+    assert [row.split()[1] for row in rows] == RECORDED_METRICS
     assert all(row.endswith("not significant") and "(5)" in row for row in rows), out
+    # the largest task-start gap is higher in b in 23 of 25 pairs (exact p = 8/252): alone
+    # that would be a "regression" of two runs of one setup; Holm over the 5 comparisons
+    # that could be significant says it is not
+    assert (
+        f"significant before correction only: {REAL} task_start_gap_after_s "
+        "(p 0.0317 < 0.05, Holm p 0.159): not significant"
+    ) in out
     assert "result: no significant regression" in out
 
 
-def test_plus_two_seconds_on_a_real_run_is_a_significant_regression(tmp_path, capsys):
+def test_plus_two_seconds_on_a_real_run_is_significant_only_before_correction(tmp_path, capsys):
+    # +2 s leaves 2 of 25 pairs the other way round: exact p = 8/252 = 0.0317 on its own
+    # (the verdict before Holm), 0.159 after Holm over the 5 comparisons: not significant
     new = perturb(SAME_SETUP / "b", tmp_path / "new", add={REAL: {"downtime_s": 2.0}})
+    assert main(["compare", str(SAME_SETUP / "a"), str(new)]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith(f"{REAL}  downtime_s"))
+    assert row.endswith("not significant") and "(5)" in row
+    assert "0.0317  0.159" in row
+    assert f"significant before correction only: {REAL} downtime_s" in out
+
+
+def test_plus_three_seconds_on_a_real_run_is_a_significant_regression(tmp_path, capsys):
+    # +3 s puts every new downtime above every old one: p = 2/252 = 0.00794, x5 (Holm's
+    # factor for the smallest of 5) = 0.0397 < 0.05
+    new = perturb(SAME_SETUP / "b", tmp_path / "new", add={REAL: {"downtime_s": 3.0}})
     assert main(["compare", str(SAME_SETUP / "a"), str(new)]) == 1
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if line.startswith(f"{REAL}  downtime_s"))
     assert row.endswith("regression") and "(5)" in row
+    assert "0.00794  0.0397" in row
     assert f"significant regression(s): {REAL} downtime_s" in out
 
 
@@ -112,7 +151,8 @@ def test_one_repetition_each_says_n_too_small(tmp_path, capsys):
     a, b = copy_run(tmp_path / "a"), copy_run(tmp_path / "b")
     assert main(["compare", str(a), str(b)]) == 0
     out = capsys.readouterr().out
-    assert out.count(TOO_FEW) == 8  # 4 variants x (downtime, recovery)
+    assert out.count(TOO_FEW) == 4 * len(RECORDED_METRICS)  # 4 variants x 7 metrics
+    assert "correction: Holm over the 0 comparison(s)" in out
     assert "too few repetitions to ever be significant" in out
 
 
@@ -157,15 +197,18 @@ def test_mann_whitney_verdicts_and_minimum_p():
     assert c.verdict == "regression" and c.p_value < 0.05 and c.change == pytest.approx(2.0)
     c = compare_samples("downtime_s", [0.0] * 6, [0.0] * 6)
     assert c.verdict == "not significant" and c.p_value == 1.0
-    never = compare_samples("recovery_s", [5.0] * 5, [None] * 5)  # never recovered: worst
+    never = compare_samples("recovery_s", [5.0] * 5, [math.inf] * 5)  # censored: worst
     assert never.verdict == "regression" and math.isinf(never.new_median)
+    assert compare_samples("recovery_s", [5.0] * 5, [None] * 5).verdict == "no data"
 
 
 def test_median_ci_says_plainly_when_there_is_no_interval():
     one = median_ci([1.5])
     assert (one.low, one.high) == (None, None)
-    assert one.text() == "1.50 s (n=1, no interval)"
-    many = median_ci([1.0, 2.0, 3.0, 4.0, 5.0])
-    assert many.median == 3.0 and many.low <= 3.0 <= many.high
-    assert median_ci([1.0, 2.0, 3.0, 4.0, 5.0]) == many  # seeded: reproducible
+    assert one.text() == "1.50 s (n=1; no 95 % interval: n < 6)"
+    five = median_ci([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert five.median == 3.0 and (five.low, five.high) == (None, None)
+    assert five.text() == "3.00 s (n=5; no 95 % interval: n < 6)"
+    six = median_ci([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    assert six.text() == "3.50 s [1.00, 6.00] (n=6)"
     assert median_ci([None, float("nan")]).text() == "-"

@@ -64,7 +64,7 @@ def test_markdown_has_setup_verdicts_phases_and_plain_single_repetition(reported
         "### api-server-kill-a2-s2-w1",
     ):
         assert heading in md
-    assert "no confidence intervals" in md and "(n=1, no interval)" in md
+    assert "no confidence intervals" in md and "(n=1; no 95 % interval: n < 6)" in md
     overview = md.split("## Overview")[1].split("## Setup")[0]
     table = [line for line in overview.splitlines() if line.startswith("| ")]
     assert len(table) == 1 + len(VARIANTS) and not any("[" in line for line in table)
@@ -84,7 +84,7 @@ def test_markdown_has_setup_verdicts_phases_and_plain_single_repetition(reported
     assert "`downtime_s <= 1.0`" in md and "**confirmed**" in md and "**refuted**" in md
     assert "0.863" in md and "48.012" in md
     # each hypothesis's figure over repetitions, with the interval (or why there is none)
-    assert "| **confirmed** | 0.863 | 0.86 s (n=1, no interval) |" in md
+    assert "| **confirmed** | 0.863 | 0.86 s (n=1; no 95 % interval: n < 6) |" in md
     assert "![Recovery curve of api-server-kill-a2-s2-w1, repetition 1" in md
     assert "(figures/api-server-kill-a2-s2-w1-rep-1-recovery.png)" in md
 
@@ -146,10 +146,10 @@ def test_single_experiment_directory(tmp_path: Path):
 
 
 def test_repetitions_without_history_and_intervals(tmp_path: Path):
-    run = synth_run(tmp_path / "synth", reps=5)
+    run = synth_run(tmp_path / "synth", reps=6)  # 6: the fewest with a 95 % interval
     md = write_run_report(run).read_text()
     assert "no event history" in md
-    assert re.search(r"\d+\.\d\d s \[\d+\.\d\d, \d+\.\d\d\] \(n=5\)", md)
+    assert re.search(r"\d+\.\d\d s \[\d+\.\d\d, \d+\.\d\d\] \(n=6\)", md)
     assert "no confidence intervals" not in md
     assert (run / "figures" / "repetitions.png").exists()
 
@@ -257,9 +257,13 @@ def test_runs_lists_newest_first_with_headline_figures(tmp_path: Path, capsys):
 
 
 def test_hypothesis_medians_only_for_numbers_with_their_unit():
-    assert _measured_median("downtime_s <= 1.0", [1.0, 3.0, None, 2.0]).startswith("2.00 s [")
+    assert _measured_median("downtime_s <= 1.0", [1.0, 3.0, None, 2.0]) == (
+        "2.00 s (n=3; no 95 % interval: n < 6)"
+    )
+    six = [1.0, 3.0, None, 2.0, 4.0, 6.0, 5.0]
+    assert _measured_median("downtime_s <= 1.0", six) == "3.50 s [1.00, 6.00] (n=6)"
     assert _measured_median("scheduling_resumed_vs_restart >= 0.8", [1.2]) == (
-        "1.20 (n=1, no interval)"
+        "1.20 (n=1; no 95 % interval: n < 6)"
     )
     assert _measured_median("recovered == True", [True, True]) == "-"
     assert _measured_median("executions", [[], ["1 lost run"]]) == "-"
