@@ -1,8 +1,13 @@
 """Benchmark DAGs of airflow-ha-bench (loaded by Airflow only, never by the harness).
 
-Every task appends one JSON line to the side-effect ledger (file named by
-``HA_BENCH_LEDGER``) when it starts and one when it ends, so the checker can tell lost from
-duplicated executions (the deferred wait: start before deferring, end when resumed).
+Every task execution appends JSON lines to the side-effect ledger (file named by
+``HA_BENCH_LEDGER``): ``start`` when its body begins, a ``heartbeat`` every
+``HA_BENCH_LEDGER_HEARTBEAT_S`` seconds (default 2; 0 turns them off) from a daemon thread
+while the body runs, and ``end`` when it finishes (``error`` when it raises), so the
+checker can tell lost from duplicated executions and knows when an execution killed
+mid-task was last alive. The deferred wait writes ``start`` and ``defer`` before deferring,
+then ``resume`` and ``end`` when resumed. The row format is documented in
+:mod:`harness.core.ledger` (the authoritative list).
 Runtime knob: the ``sleep_s`` param (per run, via ``conf``). Parse-time knobs (environment
 of the dag-processor): ``HA_BENCH_RETRIES`` and ``HA_BENCH_RETRY_DELAY_S`` (default: Airflow's
 ``[core] default_task_retries`` / ``default_task_retry_delay``),
@@ -15,6 +20,7 @@ import json
 import logging
 import os
 import socket
+import threading
 import time
 from datetime import timedelta
 from typing import Any
@@ -25,6 +31,7 @@ from airflow.sdk import BaseOperator, Param, dag, get_current_context, task
 log = logging.getLogger(__name__)
 
 LEDGER_ENV = "HA_BENCH_LEDGER"
+HEARTBEAT_ENV = "HA_BENCH_LEDGER_HEARTBEAT_S"
 TAGS = ["ha-bench"]
 
 
@@ -46,38 +53,112 @@ MAX_ACTIVE_RUNS = int(_env_number("HA_BENCH_MAX_ACTIVE_RUNS", 16))
 DEFER_S = _env_number("HA_BENCH_DEFER_S", 10)
 
 
-def ledger(phase: str) -> None:
-    """Append one ``phase`` line for the current task instance to the ledger file."""
+def _celery_task_id() -> str | None:
+    """The id of the Celery task that runs this task process, if a Celery worker runs it.
+
+    The Task SDK does not expose it (the workload's ``external_executor_id`` is excluded
+    from what the worker receives), but the task process is forked, without exec, from the
+    Celery pool process while that process executes the Celery task, so Celery's current
+    task is inherited. The scheduler pre-assigns this id as the task instance's
+    ``external_executor_id`` (``CeleryExecutor.pre_assigns_external_executor_id``).
+    """
+    try:
+        from celery import current_task
+    except ImportError:
+        return None
+    try:
+        request = current_task.request if current_task else None
+        task_id = getattr(request, "id", None)
+    except Exception:  # no Celery task on this thread's stack
+        return None
+    return str(task_id) if task_id else None
+
+
+def _identity() -> dict[str, Any] | None:
+    """The current task execution's ledger fields; None (and a warning) without a ledger."""
     path = os.environ.get(LEDGER_ENV)
     if not path:
         log.warning("%s is not set; not writing the side-effect ledger", LEDGER_ENV)
-        return
+        return None
     ti = get_current_context()["ti"]
-    record = {
-        "phase": phase,
+    return {
+        "path": path,
         "dag_id": ti.dag_id,
         "run_id": ti.run_id,
         "task_id": ti.task_id,
         "map_index": ti.map_index if ti.map_index is not None else -1,
         "try_number": ti.try_number,
+        "ti_id": str(ti.id) if getattr(ti, "id", None) is not None else None,
+        "celery_task_id": _celery_task_id(),
         "replica": os.environ.get("HA_BENCH_REPLICA"),
         "hostname": socket.gethostname(),
         "pid": os.getpid(),
-        "t_wall": time.time(),
     }
-    line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
-    fd = os.open(path, os.O_APPEND | os.O_CREAT | os.O_WRONLY, 0o644)
+
+
+def _write(identity: dict[str, Any] | None, phase: str, **fields: Any) -> None:
+    """Append one ``phase`` line for the execution ``identity`` names to the ledger file."""
+    if identity is None:
+        return
+    record = {"phase": phase, **{k: v for k, v in identity.items() if k != "path"},
+              "t_wall": time.time(), "t_mono": time.monotonic(), **fields}  # fmt: skip
+    line = (json.dumps(record, separators=(",", ":"), default=str) + "\n").encode()
+    fd = os.open(identity["path"], os.O_APPEND | os.O_CREAT | os.O_WRONLY, 0o644)
     try:
         os.write(fd, line)  # one write per line: O_APPEND keeps concurrent lines whole
     finally:
         os.close(fd)
 
 
+def ledger(phase: str, **fields: Any) -> None:
+    """Append one ``phase`` line for the current task instance to the ledger file."""
+    _write(_identity(), phase, **fields)
+
+
+class _Heartbeat:
+    """Writes a ``heartbeat`` row every ``interval_s`` from a daemon thread while entered."""
+
+    def __init__(self, identity: dict[str, Any] | None, interval_s: float) -> None:
+        self.identity = identity
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _beat(self) -> None:
+        beat = 0
+        while not self._stop.wait(self.interval_s):
+            beat += 1
+            try:
+                _write(self.identity, "heartbeat", beat=beat)
+            except OSError:
+                log.exception("could not write a ledger heartbeat")
+
+    def __enter__(self) -> _Heartbeat:
+        if self.identity is not None and self.interval_s > 0:
+            self._thread = threading.Thread(target=self._beat, name="ledger-heartbeat",
+                                            daemon=True)  # fmt: skip
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+
 def _work() -> None:
-    """The body of every benchmark task: ledger start, sleep ``params.sleep_s``, ledger end."""
-    ledger("start")
-    time.sleep(float(get_current_context()["params"]["sleep_s"]))
-    ledger("end")
+    """The body of every benchmark task: ledger start, sleep ``params.sleep_s`` (with ledger
+    heartbeats), ledger end; ``error`` (and re-raise) if the body is interrupted."""
+    identity = _identity()
+    interval_s = _env_number(HEARTBEAT_ENV, 2.0)
+    _write(identity, "start", heartbeat_s=interval_s)
+    try:
+        with _Heartbeat(identity, interval_s):
+            time.sleep(float(get_current_context()["params"]["sleep_s"]))
+    except BaseException as exc:  # e.g. AirflowTaskTerminated on SIGTERM: evidence, then on
+        _write(identity, "error", error=type(exc).__name__)
+        raise
+    _write(identity, "end")
 
 
 class DeferredWait(BaseOperator):
@@ -88,14 +169,18 @@ class DeferredWait(BaseOperator):
         self.wait_s = wait_s
 
     def execute(self, context: Any) -> None:
-        ledger("start")
+        identity = _identity()
+        _write(identity, "start", heartbeat_s=0.0)
+        _write(identity, "defer", wait_s=self.wait_s)
         self.defer(
             trigger=TimeDeltaTrigger(timedelta(seconds=self.wait_s)),
             method_name="execute_complete",
         )
 
     def execute_complete(self, context: Any, event: Any = None) -> None:
-        ledger("end")
+        identity = _identity()
+        _write(identity, "resume")
+        _write(identity, "end")
 
 
 def _params(sleep_s: float) -> dict[str, Param]:
