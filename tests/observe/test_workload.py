@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import statistics
 import threading
 import time
 from collections.abc import Iterator
@@ -14,7 +16,7 @@ from jsonserver import JsonHandler, serving
 from harness.core.errors import HarnessError
 from harness.core.history import HistoryWriter, read_history
 from harness.core.ledger import parse_ledger
-from harness.observe.workload.driver import WorkloadDriver
+from harness.observe.workload.driver import WorkloadDriver, arrival_gaps
 
 
 class FakeAirflow:
@@ -65,9 +67,11 @@ def make_handler(fake: FakeAirflow) -> type[JsonHandler]:
             with fake.lock:
                 fake.triggers += 1
                 action = fake.script.get(fake.triggers)
-                if action in (None, "slow"):
+                if action in (None, "slow", "exists"):
                     fake.polls[run_id] = 0
-            if action == "bad":
+            if action == "exists":  # as Airflow answers a dag_run_id that exists
+                self.reply(409, {"detail": {"reason": "Unique constraint violation"}})
+            elif action == "bad":
                 self.reply(400, {"detail": "bad conf"})
             elif action == "error":
                 self.reply(503, {"detail": "unavailable"})
@@ -198,3 +202,79 @@ def test_parse_ledger_skips_blank_corrupt_and_torn_lines() -> None:
     assert parse_ledger(b"") == []
     data = b'{"phase":"start","task_id":"a"}\n\nnot json\n{"phase":"end","task_id":"a"}\n{"pha'
     assert [r["phase"] for r in parse_ledger(data)] == ["start", "end"]
+
+
+def _run_driver(url: str, run_dir: Path, fake: FakeAirflow, n: int, **kw: Any) -> WorkloadDriver:
+    writer = HistoryWriter(run_dir, "workload")
+    kw = {"trigger_interval_s": 0.05, **kw}
+    driver = WorkloadDriver(
+        url, writer, poll_interval_s=0.05, conf={"sleep_s": 0}, timeout_s=2,
+        connect_timeout_s=1, max_triggers=n, **kw,
+    )  # fmt: skip
+    driver.start(unpause_timeout_s=10)
+    deadline = time.monotonic() + 30
+    while fake.triggers < n and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert driver.drain(timeout_s=15) is True
+    driver.stop()
+    writer.close()
+    return driver
+
+
+def test_a_trigger_answered_409_counts_as_created_and_is_followed(tmp_path: Path) -> None:
+    fake = FakeAirflow(slow_trigger=0, bad_trigger=0, error_trigger=0)
+    fake.script = {2: "exists"}  # e.g. HAProxy replayed it and the first attempt created it
+    with serving(make_handler(fake)) as url:
+        driver = _run_driver(url, tmp_path, fake, 3)
+    events = _workload(tmp_path)
+    finals = [e for e in events if e["event"] == "trigger" and e["phase"] != "invoke"]
+    assert [(e["phase"], e["status"], e["existed"]) for e in finals] == [
+        ("ok", 200, False), ("ok", 409, True), ("ok", 200, False),
+    ]  # fmt: skip
+    existed = finals[1]["run_id"]
+    states = [e["state"] for e in events if e["event"] == "run_state" and e["run_id"] == existed]
+    assert states == ["queued", "running", "success"]
+    assert driver.runs()[("ha_bench_short", existed)] == "success"
+    assert len(driver.runs()) == 3
+
+
+def test_arrival_gaps_fixed_and_seeded_poisson(tmp_path: Path) -> None:
+    assert list(itertools.islice(arrival_gaps("fixed", 2.0), 3)) == [2.0, 2.0, 2.0]
+    first = list(itertools.islice(arrival_gaps("poisson", 0.5, seed=7), 5000))
+    again = list(itertools.islice(arrival_gaps("poisson", 0.5, seed=7), 5000))
+    other = list(itertools.islice(arrival_gaps("poisson", 0.5, seed=8), 5000))
+    assert first == again and first != other  # reproducible from the seed
+    assert statistics.fmean(first) == pytest.approx(0.5, rel=0.05)
+    assert statistics.stdev(first) == pytest.approx(0.5, rel=0.1)  # exponential: sd = mean
+    assert min(first) >= 0
+    with pytest.raises(ValueError, match="arrival must be one of"):
+        arrival_gaps("burst", 1.0)
+    with pytest.raises(ValueError, match="poisson arrivals need"):
+        arrival_gaps("poisson", 0.0)
+    with HistoryWriter(tmp_path, "workload") as writer, pytest.raises(ValueError):
+        WorkloadDriver("http://127.0.0.1:1", writer, arrival="uniform")
+
+
+def _trigger_gaps(run_dir: Path) -> list[float]:
+    invokes = [
+        e["t_mono"]
+        for e in _workload(run_dir)
+        if e["event"] == "trigger" and e["phase"] == "invoke"
+    ]
+    return [b - a for a, b in itertools.pairwise(invokes)]
+
+
+@pytest.mark.parametrize("arrival", ["fixed", "poisson"])
+def test_triggers_arrive_at_the_drawn_gaps(tmp_path: Path, fake_api, arrival: str) -> None:
+    fake, url = fake_api
+    fake.script = {}
+    n, interval = 12, 0.15
+    _run_driver(url, tmp_path, fake, n, trigger_interval_s=interval, arrival=arrival, seed=42)
+    expected = list(itertools.islice(arrival_gaps(arrival, interval, seed=42), n - 1))
+    observed = _trigger_gaps(tmp_path)
+    assert len(observed) == n - 1
+    # a gap is the drawn one, or the previous trigger's answer time when that is longer
+    for want, got in zip(expected, observed, strict=True):
+        assert want - 0.01 <= got <= max(want, 0.02) + 0.1, (expected, observed)
+    if arrival == "poisson":
+        assert len({round(g, 2) for g in expected}) > 5  # really varies

@@ -3,7 +3,11 @@
 Jepsen-style: each trigger is recorded as ``invoke`` then ``ok`` (acknowledged, with the
 run id) | ``fail`` (HTTP 4xx: definitely not created) | ``info`` (timeout, connection error
 or 5xx: outcome unknown). The driver chooses the run id itself, so runs whose trigger outcome
-is unknown can still be looked up later. Every observed run/task-instance state change is
+is unknown can still be looked up later — and a **409** (the run id exists: a replay of the
+request by a load balancer, or a retry whose first attempt created the run) is ``ok`` with
+``existed: true``: the run is there and is followed like any other. Triggers arrive every
+``trigger_interval_s`` (``arrival="fixed"``) or as a seeded Poisson process with that mean
+gap (``arrival="poisson"``). Every observed run/task-instance state change is
 recorded as a ``workload`` event (``run_state`` / ``task_state``). API errors never escape:
 they become ``poll_error`` / ``driver_error`` events.
 """
@@ -12,10 +16,11 @@ from __future__ import annotations
 
 import itertools
 import logging
+import random
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +35,21 @@ from harness.core.polling import poll
 log = logging.getLogger(__name__)
 
 EVENT = "workload"
+ARRIVALS = ("fixed", "poisson")
+
+
+def arrival_gaps(arrival: str, interval_s: float, seed: int | None = None) -> Iterator[float]:
+    """Seconds between trigger *n* and *n+1*: ``fixed``, always ``interval_s``; ``poisson``,
+    exponential with mean ``interval_s`` drawn from ``random.Random(seed)`` (the same seed,
+    the same gaps)."""
+    if arrival not in ARRIVALS:
+        raise ValueError(f"arrival must be one of {ARRIVALS}, not {arrival!r}")
+    if arrival == "fixed":
+        return itertools.repeat(float(interval_s))
+    if interval_s <= 0:
+        raise ValueError("poisson arrivals need trigger_interval_s > 0")
+    rng = random.Random(seed)
+    return (rng.expovariate(1.0 / interval_s) for _ in itertools.count())
 
 
 @dataclass
@@ -51,7 +71,11 @@ class WorkloadDriver(StartStopContext):
     """Triggers runs of ``dag_ids`` (round-robin) every ``trigger_interval_s`` and polls them.
 
     Runs in two daemon threads of the harness (trigger, poll). ``max_triggers`` bounds the
-    number of trigger attempts (None: until :meth:`stop_triggering`).
+    number of trigger attempts (None: until :meth:`stop_triggering`). ``arrival``: ``fixed``
+    gaps, or ``poisson`` — exponential gaps with mean ``trigger_interval_s`` from
+    ``random.Random(seed)``, reproducible for a given seed (see :func:`arrival_gaps`).
+    Triggers are sent one at a time: a gap shorter than the previous trigger's answer
+    starts the next trigger as soon as that answer is in.
     """
 
     def __init__(
@@ -68,9 +92,14 @@ class WorkloadDriver(StartStopContext):
         max_triggers: int | None = None,
         headers: Mapping[str, str] | None = None,
         run_id_prefix: str = "hab",
+        arrival: str = "fixed",
+        seed: int | None = None,
     ) -> None:
         if not dag_ids:
             raise ValueError("dag_ids must not be empty")
+        self.arrival = arrival
+        self.seed = seed
+        self._gaps = arrival_gaps(arrival, trigger_interval_s, seed)  # validates both
         self.api_url = require_loopback(api_url)
         self.writer = writer
         self.dag_ids = tuple(dag_ids)
@@ -210,6 +239,7 @@ class WorkloadDriver(StartStopContext):
         self._event("trigger", phase="invoke", dag_id=dag_id, run_id=run_id)
         body = {"dag_run_id": run_id, "logical_date": None,
                 "conf": self.conf if conf is None else dict(conf)}  # fmt: skip
+        existed = False
         try:
             response = client.post(f"/api/v2/dags/{dag_id}/dagRuns", json=body)
         except httpx.HTTPError as e:
@@ -219,21 +249,26 @@ class WorkloadDriver(StartStopContext):
             if 200 <= status < 300:
                 phase, error = "ok", None
                 run_id = _json(response).get("dag_run_id") or run_id
+            elif status == 409:  # our run id exists: an earlier attempt of this one created it
+                phase, error, existed = "ok", None, True
             elif 400 <= status < 500:
                 phase, error = "fail", response.text[:300]
             else:  # 5xx from a proxy or a dying server: it may have been created
                 phase, error = "info", response.text[:300]
+        extra = {"existed": existed} if phase == "ok" else {}
         self._event(
-            "trigger", phase=phase, dag_id=dag_id, run_id=run_id, status=status, error=error
-        )
+            "trigger", phase=phase, dag_id=dag_id, run_id=run_id, status=status, error=error,
+            **extra,
+        )  # fmt: skip
         if phase != "fail":
             with self._lock:
-                self._runs.setdefault((dag_id, run_id), _Run(dag_id, run_id, acked=phase == "ok"))
+                run = self._runs.setdefault((dag_id, run_id), _Run(dag_id, run_id, acked=False))
+                run.acked = run.acked or phase == "ok"
         return phase
 
     def _trigger_loop(self) -> None:
-        next_at = time.monotonic()
         with self._client() as client:
+            next_at = time.monotonic()  # the gaps count from the first trigger
             for n in itertools.count():
                 if self._stop_trigger.is_set() or (
                     self.max_triggers is not None and n >= self.max_triggers
@@ -243,7 +278,7 @@ class WorkloadDriver(StartStopContext):
                     self.trigger(client, self.dag_ids[n % len(self.dag_ids)])
                 except Exception as e:
                     self._event("driver_error", where="trigger", error=_describe(e))
-                next_at = max(next_at + self.trigger_interval_s, time.monotonic())
+                next_at = max(next_at + next(self._gaps), time.monotonic())
                 if self._stop_trigger.wait(max(0.0, next_at - time.monotonic())):
                     return
 
