@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,8 @@ EXTRAS = "celery,postgres"
 # ``celery.backends.database.retry``, which the celery provider imports).
 COMPAT_PINS = ("celery<5.7",)
 _COMPLETE = ".ha-bench-complete"
+_packages: dict[Path, list[str]] = {}  # environment prefix -> its pip freeze, once per process
+_packages_lock = threading.Lock()
 
 
 def cache_root() -> Path:
@@ -48,6 +51,36 @@ class AirflowEnv:
     @property
     def python(self) -> Path:
         return self.bin / "python"
+
+    def packages(self) -> list[str]:
+        """Every distribution installed in the environment, as ``pip freeze --all`` lines
+        (``name==version``), sorted; run once per environment and process, then cached.
+        A HarnessError if pip cannot list them."""
+        with _packages_lock:
+            if self.prefix not in _packages:
+                _packages[self.prefix] = _freeze(self.python, self.version)
+            return list(_packages[self.prefix])
+
+
+def _freeze(python: Path, version: str) -> list[str]:
+    fix = (
+        f"remove {python.parent.parent} and reinstall it "
+        f"(`python -m harness.platform.airflow_env {version}`)"
+    )
+    command = [str(python), "-m", "pip", "freeze", "--all", "--disable-pip-version-check"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise HarnessError(f"`{python} -m pip freeze` could not run: {exc}", fix=fix) from None
+    if result.returncode != 0:
+        tail = " | ".join(result.stderr.strip().splitlines()[-2:])
+        raise HarnessError(
+            f"`{python} -m pip freeze` failed (exit {result.returncode}): {tail}",
+            fix=fix,
+        )
+    lines = (line.strip() for line in result.stdout.splitlines())
+    return sorted(line for line in lines if line and not line.startswith("#"))
 
 
 def env_path(version: str) -> Path:

@@ -8,7 +8,7 @@ import pytest
 
 from harness.core.errors import HarnessError
 from harness.core.topology import DEFAULT_AIRFLOW_VERSION
-from harness.platform.airflow_env import ensure_airflow, env_path, is_installed
+from harness.platform.airflow_env import AirflowEnv, ensure_airflow, env_path, is_installed
 
 
 def test_second_use_of_a_version_installs_nothing():
@@ -40,3 +40,21 @@ def test_an_unknown_version_is_one_line_naming_the_fix(tmp_path, monkeypatch):
         "released version (`pip index versions apache-airflow`)"
     )
     assert not env_path("0.0.1").exists() and not is_installed("0.0.1")
+
+
+def test_packages_of_the_installed_environment_are_its_pip_freeze_sorted_and_cached():
+    env = ensure_airflow(DEFAULT_AIRFLOW_VERSION)
+    packages = env.packages()
+    assert f"apache-airflow=={DEFAULT_AIRFLOW_VERSION}" in packages
+    assert packages == sorted(packages) and all("==" in p or " @ " in p for p in packages)
+    assert any(p.startswith("pip==") for p in packages)  # --all: pip itself too
+    packages.append("mutated")  # a copy: the cache is not changed through it
+    same = AirflowEnv(env.version, env.prefix)  # another instance of the same environment
+    assert same.packages() == packages[:-1]
+
+
+def test_packages_of_a_broken_environment_is_a_harness_error(tmp_path):
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "python").symlink_to("/bin/false")
+    with pytest.raises(HarnessError, match=r"pip freeze` failed .* fix: remove"):
+        AirflowEnv("0.0.0", tmp_path).packages()
