@@ -46,8 +46,12 @@ class EventBus:
 
         return self.subscribe(write)
 
-    def emit(self, type: str, **fields: Any) -> dict[str, Any]:
-        wall, mono = now()
+    def emit(
+        self, type: str, *, t: tuple[float, float] | None = None, **fields: Any
+    ) -> dict[str, Any]:
+        """Stamp and deliver one event; ``t`` is the (wall, mono) time it happened when it is
+        emitted later than that (e.g. a death seen before its clean-up), default now."""
+        wall, mono = t if t is not None else now()
         event = {"t_wall": wall, "t_mono": mono, "type": type, **fields}
         with self._lock:
             subscribers = list(self._subscribers)

@@ -4,7 +4,9 @@ Each :class:`Replica` owns a thread that starts its unit, watches it exit, and r
 it by its :class:`~harness.core.topology.RestartPolicy`, plus a probe thread running the
 readiness and liveness checks. Every transition is an event on the cluster's bus:
 ``starting``, ``ready``, ``not_ready``, ``exited`` (with exit code; negative = signal),
-``restarting`` (with the back-off delay), ``stopped``.
+``restarting`` (with the back-off delay), ``stopped``. ``exited`` and ``not_ready`` carry
+the time the death or the failed check was *seen*, not the (later) time they are emitted
+after the unit's clean-up.
 
 When the main process of a unit exits, the rest of the unit is killed too — a container
 ends with its PID 1 — and the replacement starts only once no old process is left and
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.core.events import EventBus
+from harness.core.history import now
 from harness.core.polling import poll
 from harness.core.topology import Probe, RestartPolicy
 from harness.platform.local.process import Unit, port_is_free, start_unit
@@ -73,6 +76,8 @@ class Replica:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._backoff = spec.restart.initial_backoff_s
+        self._fresh = False  # the next exit restarts at once (see reset_backoff)
+        self._backing_off = False  # waiting out a back-off delay now
 
     # -- public API -------------------------------------------------------------------
     def start(self) -> None:
@@ -113,16 +118,33 @@ class Replica:
         if unit is not None:
             unit.kill_all()
 
+    def reset_backoff(self) -> int:
+        """Forget the crash-loop history, as a fresh deploy would; returns the restarts so far.
+
+        The back-off delay starts over at ``initial_backoff_s`` and the next exit of the
+        running incarnation restarts at once, however short its uptime was; a replica
+        waiting out a back-off delay now restarts at once.
+        """
+        with self._lock:
+            self._backoff = self.spec.restart.initial_backoff_s
+            if self._backing_off:
+                self._wake.set()
+            else:
+                self._fresh = True
+            return self.restarts
+
     def log_tail(self, lines: int = 20) -> str:
         from harness.platform.local.process import tail
 
         return tail(self.spec.log_path, lines)
 
     # -- internals -------------------------------------------------------------------
-    def _emit(self, state: str, **fields) -> None:
+    def _emit(self, state: str, *, t: tuple[float, float] | None = None, **fields) -> None:
+        """A lifecycle event; ``t``: when it happened, if earlier than now."""
         unit = self.unit
         self.bus.emit(
             "lifecycle",
+            t=t,
             replica=self.name,
             component=self.component,
             state=state,
@@ -131,13 +153,13 @@ class Replica:
             **fields,
         )
 
-    def _set_ready(self, ready: bool, **fields) -> None:
+    def _set_ready(self, ready: bool, *, t: tuple[float, float] | None = None, **fields) -> None:
         with self._changed:
             if self.ready == ready:
                 return
             self.ready = ready
             self._changed.notify_all()
-        self._emit("ready" if ready else "not_ready", **fields)
+        self._emit("ready" if ready else "not_ready", t=t, **fields)
 
     def _terminate(self, grace_s: float) -> int | None:
         unit = self.unit
@@ -192,15 +214,16 @@ class Replica:
             prober.daemon = True
             prober.start()
             code = unit.popen.wait()
-            exited_mono = time.monotonic()
+            seen_dead = now()  # the events below are stamped with this, not their emit time
+            exited_mono = seen_dead[1]
             stop_probes.set()
             # like a container ending with its PID 1: nothing of it may linger
             leftovers = len(unit.members())
             unit.kill_all()
-            prober.join(timeout=5)
-            self._set_ready(False, detail="process exited")
+            prober.join(timeout=5)  # a check in flight may take its whole timeout
+            self._set_ready(False, t=seen_dead, detail="process exited")
             self.last_exit_code = code
-            self._emit("exited", exit_code=code, leftover_processes=leftovers)
+            self._emit("exited", t=seen_dead, exit_code=code, leftover_processes=leftovers)
             if self._shutdown.is_set() or self._held.is_set():
                 self._emit("stopped", exit_code=code)
                 continue
@@ -208,16 +231,21 @@ class Replica:
                 self._emit("stopped", exit_code=code, detail="restart policy disabled")
                 return
             uptime = exited_mono - unit.started_mono
-            if uptime >= self.spec.restart.stable_after_s:
-                self._backoff = self.spec.restart.initial_backoff_s
-                delay = 0.0
-            else:
-                delay = self._backoff
-                self._backoff = min(self._backoff * 2 or 1.0, self.spec.restart.max_backoff_s)
-            self.restarts += 1
+            with self._lock:  # one step with reset_backoff
+                fresh, self._fresh = self._fresh, False
+                if fresh or uptime >= self.spec.restart.stable_after_s:
+                    self._backoff = self.spec.restart.initial_backoff_s
+                    delay = 0.0
+                else:
+                    delay = self._backoff
+                    self._backoff = min(self._backoff * 2 or 1.0, self.spec.restart.max_backoff_s)
+                self.restarts += 1
+                self._backing_off = bool(delay)
             self._emit("restarting", delay_s=delay, exit_code=code)
             if delay and self._wake.wait(delay):
                 self._wake.clear()
+            with self._lock:
+                self._backing_off = False
 
     def _probe_loop(self, unit: Unit, stop: threading.Event) -> None:
         spec = self.spec
@@ -230,16 +258,17 @@ class Replica:
             now_mono = time.monotonic()
             if spec.readiness is not None and now_mono >= next_ready:
                 ok = _safe_check(spec.readiness, unit, spec.readiness_probe.timeout_s)
+                seen = now()  # when the check's answer (or its timeout) was seen
                 if stop.is_set():
                     return
                 if ok:
                     successes, failures = successes + 1, 0
                     if successes >= spec.readiness_probe.success_threshold:
-                        self._set_ready(True)
+                        self._set_ready(True, t=seen)
                 else:
                     successes, failures = 0, failures + 1
                     if self.ready and failures >= spec.readiness_probe.failure_threshold:
-                        self._set_ready(False, detail="readiness probe failed")
+                        self._set_ready(False, t=seen, detail="readiness probe failed")
                 next_ready = now_mono + spec.readiness_probe.period_s
             elif spec.readiness is None and now_mono >= next_ready:
                 self._set_ready(True)
