@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import shutil
 import subprocess
@@ -10,6 +11,11 @@ import pytest
 
 from harness.core import provenance
 from harness.core.provenance import PACKAGE_DIR, cpu_model, harness_source, machine
+
+
+def _git_env() -> dict[str, str]:
+    """The environment without GIT_* (set when tests run in a git hook, say)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
 
 
 def test_machine_describes_this_host():
@@ -35,7 +41,10 @@ def test_cpu_model_is_the_first_model_name_or_none(tmp_path):
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 def test_harness_source_of_this_checkout():
     head = subprocess.run(
-        ["git", "-C", str(PACKAGE_DIR), "rev-parse", "HEAD"], capture_output=True, text=True
+        ["git", "-C", str(PACKAGE_DIR), "rev-parse", "HEAD"],
+        capture_output=True,
+        text=True,
+        env=_git_env(),
     )
     if head.returncode != 0:
         pytest.skip("the harness is not in a git checkout here")
@@ -52,8 +61,12 @@ def test_harness_source_is_none_outside_git_and_without_git(tmp_path, monkeypatc
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 def test_harness_source_sees_uncommitted_changes(tmp_path):
+    env = _git_env()
+
     def git(*args: str) -> None:
-        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+        subprocess.run(
+            ["git", "-C", str(tmp_path), *args], check=True, capture_output=True, env=env
+        )
 
     git("init", "-q")
     (tmp_path / "a.txt").write_text("a\n")
