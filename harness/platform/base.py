@@ -53,6 +53,13 @@ class Cluster(Protocol):
         """The setup to record with every result (versions, topology, overrides)."""
         ...
 
+    def prepare_repetition(self) -> dict[str, int]:
+        """Before each repetition: start it from a reset state — restart back-off cleared, so
+        a replica that crash-looped in an earlier repetition restarts at once next time, as
+        after a fresh deploy (where the platform can) — and return each replica's restart
+        count so far, ``{replica: restarts}``."""
+        ...
+
     def stop(self) -> None: ...
 
 

@@ -256,6 +256,26 @@ class KubernetesCluster(StartStopContext):
             )
         return self._nemesis
 
+    def prepare_repetition(self) -> dict[str, int]:
+        """Each replica's container restarts so far: the sum of ``restartCount`` over the
+        ``containerStatuses`` of the pod holding it now, from the pod watch (0 without a
+        pod). A replaced pod (a delete, a kill) starts again at 0; replacements show as
+        incarnations in the lifecycle events.
+
+        There is no back-off state to clear: CrashLoopBackOff is the kubelet's, kept per
+        container, and cannot be reset through the API (the kubelet itself resets it once
+        a container has run for 10 minutes); this only reports."""
+
+        def restarts(tracker: LifecycleTracker) -> dict[str, int]:
+            counts = {}
+            for name in tracker.replica_names():
+                pod = tracker.pod_for(name) or {}
+                statuses = (pod.get("status") or {}).get("containerStatuses") or []
+                counts[name] = sum(int(cs.get("restartCount") or 0) for cs in statuses)
+            return counts
+
+        return self.state.read(restarts)
+
     def metadata(self) -> dict[str, Any]:
         names = self.replica_names()
         components = {n: (self.state.read(lambda t, n=n: t.slot_of(n)) or ("?",))[0] for n in names}
@@ -283,7 +303,30 @@ class KubernetesCluster(StartStopContext):
                 else f"exec in worker pods: {self.ledger_path}"
             ),
             "timings": dict(self.timings),
+            # the image's packages cannot be listed without pulling and running it
+            "airflow_env": {
+                "image": self._airflow_image(),
+                "packages": None,
+                "packages_sha256": None,
+            },
         }
+
+    def _airflow_image(self) -> str | None:
+        """The Airflow image the api-servers run: from the applied manifests (owned), else
+        from the live pod's spec (existing); None if neither is known."""
+        workload = self.workloads.get("api-server")
+        if self.prepared is not None and workload is not None:
+            prefix = f"{workload[0]}/{workload[1]}/"
+            for key, image in sorted(self.prepared.images.items()):
+                if key.startswith(prefix):
+                    return image
+        pods = self.state.read(lambda t: t.live_pods("api-server"))
+        for pod in pods:
+            for container in (pod.get("spec") or {}).get("containers") or []:
+                image = container.get("image") or ""
+                if "airflow" in image.split("@", 1)[0].rsplit("/", 1)[-1]:
+                    return image
+        return None
 
     def _lb_url_or_none(self) -> str | None:
         try:

@@ -12,9 +12,11 @@ from __future__ import annotations
 import base64
 import csv
 import glob
+import hashlib
 import http.client
 import io
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -103,6 +105,8 @@ class LocalCluster(StartStopContext):
         self._stopped = False
         self.airflow: AirflowEnv | None = None
         self.timings: dict[str, float] = {}
+        self.lb_config: str | None = None  # the HAProxy configuration as written
+        self.lb_version: str | None = None
 
     # -- addresses ---------------------------------------------------------------------
     @property
@@ -231,8 +235,19 @@ class LocalCluster(StartStopContext):
         sessions = [r.unit.pid for r in self.replicas.values() if r.unit is not None]
         return find_processes(sessions=sessions, marker=(CLUSTER_VAR, self.cluster_id))
 
+    def prepare_repetition(self) -> dict[str, int]:
+        """Before a repetition: clear every replica's restart back-off (the next exit of a
+        replica that crash-looped earlier restarts at once, as after a fresh deploy; one
+        waiting out a back-off delay restarts now) and return ``{replica: restarts so far}``."""
+        return {name: replica.reset_backoff() for name, replica in self.replicas.items()}
+
     def metadata(self) -> dict[str, Any]:
-        """What a result needs to say about this cluster's setup."""
+        """What a result needs to say about this cluster's setup.
+
+        ``lb``: HAProxy's version and the exact configuration it runs (text and sha256);
+        ``airflow_env``: the Airflow virtualenv and its ``pip freeze --all`` (sha256 of the
+        lines joined by newlines), None when it could not be listed.
+        """
         return {
             "platform": self.platform,
             "cluster_id": self.cluster_id,
@@ -243,6 +258,33 @@ class LocalCluster(StartStopContext):
             "replicas": {n: r.component for n, r in self.replicas.items()},
             "ports": dict(self.ports),
             "timings": dict(self.timings),
+            "lb": {
+                "kind": "haproxy",
+                "version": self.lb_version,
+                "config_sha256": (
+                    hashlib.sha256(self.lb_config.encode()).hexdigest() if self.lb_config else None
+                ),
+                "config": self.lb_config,
+            },
+            "airflow_env": self._airflow_env_metadata(),
+        }
+
+    def _airflow_env_metadata(self) -> dict[str, Any]:
+        if self.airflow is None:
+            return {"path": None, "packages": None, "packages_sha256": None}
+        try:
+            packages: list[str] | None = self.airflow.packages()
+        except HarnessError as exc:
+            self._say(f"could not list the Airflow environment's packages: {exc}")
+            packages = None
+        return {
+            "path": str(self.airflow.prefix),
+            "packages": packages,
+            "packages_sha256": (
+                None
+                if packages is None
+                else hashlib.sha256("\n".join(packages).encode()).hexdigest()
+            ),
         }
 
     # -- internals ---------------------------------------------------------------------
@@ -357,7 +399,9 @@ class LocalCluster(StartStopContext):
         assert self.data_dir is not None
         config = self.data_dir / "haproxy.cfg"
         servers = {n: self.ports[n] for n in self.api_server_urls}
-        config.write_text(haproxy_config(self.ports["lb"], self.ports["lb_stats"], servers))
+        self.lb_config = haproxy_config(self.ports["lb"], self.ports["lb_stats"], servers)
+        config.write_text(self.lb_config)
+        self.lb_version = haproxy_version(haproxy)
         return self._spec(
             "haproxy", "haproxy", [haproxy, "-db", "-f", str(config)],
             ports=(self.ports["lb"], self.ports["lb_stats"]),
@@ -541,8 +585,25 @@ class LocalCluster(StartStopContext):
                     )  # fmt: skip
 
 
+def haproxy_version(haproxy: str) -> str | None:
+    """``2.6.12-1+deb12u4`` from ``haproxy -v``; None if it does not say."""
+    try:
+        out = subprocess.run([haproxy, "-v"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    match = re.search(r"version (\S+)", out)
+    return match.group(1) if match else None
+
+
 def haproxy_config(lb_port: int, stats_port: int, servers: dict[str, int]) -> str:
-    """HAProxy in front of the api-servers, health-checked every 500 ms."""
+    """HAProxy in front of the api-servers, health-checked every 500 ms.
+
+    A request that could not be sent (connection refused or timed out) is retried on
+    another server for every method (``option redispatch``). Layer-7 retries — a replay of
+    a request the server may already have acted on (empty response, response timeout, 502,
+    503) — are only for GET and HEAD: a replayed DAG-run trigger (POST) whose first attempt
+    created the run gets 409, and other POST/PATCH/DELETE requests would act twice.
+    """
     lines = [
         "global",
         "    maxconn 4096",
@@ -560,7 +621,11 @@ def haproxy_config(lb_port: int, stats_port: int, servers: dict[str, int]) -> st
         "    default_backend api_servers",
         "backend api_servers",
         "    balance roundrobin",
-        "    option http-buffer-request",  # lets HAProxy retry requests that carry a body
+        # the whole request is read before a server is chosen, so a request with a body can
+        # still be sent to another server when the connection to the first one fails
+        "    option http-buffer-request",
+        # disable-l7-retry keeps the retries after a connection failure (nothing was sent)
+        "    http-request disable-l7-retry if !METH_GET !METH_HEAD",
         # /execution/health, not /api/v2/version: the check itself pays for the lazy
         # start-up of the Execution API, so no client request is routed to a replica
         # that would stall for seconds on its first task call

@@ -320,3 +320,47 @@ def test_live_kill_and_replacement_on_kind(tmp_path: Path):
             lambda t: t.is_ready("api-server-0") and t.holder("api-server-0") != first, 300
         )
         assert cluster.replica_names("api-server") == ["api-server-0", "api-server-1"]
+
+
+def _pod(name: str, component: str, restarts: list[int], image: str | None = None) -> dict:
+    """The kill-api-server fixture's ready pod as ``name``, one container per restart count."""
+    pod = copy.deepcopy(POD)
+    pod["metadata"].update(name=name, uid=f"uid-{name}")
+    pod["metadata"]["labels"]["component"] = component
+    first = pod["status"]["containerStatuses"][0]
+    pod["status"]["containerStatuses"] = [
+        {**copy.deepcopy(first), "name": f"c{i}", "restartCount": n} for i, n in enumerate(restarts)
+    ]
+    if image is not None:
+        pod["spec"]["containers"][0]["image"] = image
+    return pod
+
+
+def test_prepare_repetition_sums_the_container_restarts_of_each_replicas_pod():
+    cluster = KubernetesCluster(context="kind-x", api=FakeApi())
+    cluster.state.read(lambda t: t.expected.update({"api-server": 2, "scheduler": 1}))
+    cluster.state.resync_pods(
+        [
+            _pod("airflow-api-server-6f7d8-00000", "api-server", [3, 1]),  # app + a sidecar
+            _pod("airflow-api-server-6f7d8-00001", "api-server", [0]),
+        ]
+    )
+    assert cluster.prepare_repetition() == {"api-server-0": 4, "api-server-1": 0, "scheduler-0": 0}
+    # a replaced pod starts again at 0 (its replacement is a new incarnation, not a restart)
+    cluster.state.pod_event("DELETED", _pod("airflow-api-server-6f7d8-00000", "api-server", [3, 1]))
+    cluster.state.pod_event("ADDED", _pod("airflow-api-server-6f7d8-00002", "api-server", [0]))
+    assert cluster.prepare_repetition()["api-server-0"] == 0
+    assert cluster.state.read(lambda t: t.incarnation("api-server-0")) == 2
+    assert isinstance(cluster, Cluster)
+
+
+def test_metadata_names_the_airflow_image_and_no_packages():
+    with owned_cluster(FakeCluster()) as cluster:
+        env = cluster.metadata()["airflow_env"]
+    assert env["image"].startswith("apache/airflow:3.3.2")
+    assert env["packages"] is None and env["packages_sha256"] is None
+    existing = KubernetesCluster(context="kind-x", api=FakeApi())  # nothing applied: the pods
+    existing.state.resync_pods(
+        [_pod("af-api-server-0", "api-server", [0], image="my.registry/airflow:3.3.2-custom")]
+    )
+    assert existing.metadata()["airflow_env"]["image"] == "my.registry/airflow:3.3.2-custom"

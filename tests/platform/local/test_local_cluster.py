@@ -7,6 +7,7 @@ behaviour; the two-api-server case shares the session's reference cluster.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import http.client
 import json
 import os
@@ -130,8 +131,28 @@ def test_killing_the_only_api_server_means_downtime_until_the_replacement_is_rea
         conn.request("GET", "/api/v2/version")
         assert conn.getresponse().status == 200
         conn.close()
+        # the next repetition starts from here: the replacement is counted
+        restarts = cluster.prepare_repetition()
+        assert set(restarts) == set(cluster.replica_names()) and restarts["api-server-0"] == 1
+        _assert_setup_recorded(cluster)
         cluster_id = cluster.cluster_id
     _assert_cleaned_up(cluster_id, ports)  # normal exit of the context
+
+
+def _assert_setup_recorded(cluster: LocalCluster) -> None:
+    """metadata() records the exact HAProxy configuration and the Airflow environment."""
+    meta = cluster.metadata()
+    lb = meta["lb"]
+    assert lb["kind"] == "haproxy" and lb["version"] and lb["version"][0].isdigit()
+    assert lb["config"] == (cluster.data_dir / "haproxy.cfg").read_text()
+    assert lb["config_sha256"] == hashlib.sha256(lb["config"].encode()).hexdigest()
+    assert "http-request disable-l7-retry if !METH_GET !METH_HEAD" in lb["config"]
+    env = meta["airflow_env"]
+    assert cluster.airflow is not None and env["path"] == str(cluster.airflow.prefix)
+    assert f"apache-airflow=={cluster.topology.airflow_version}" in env["packages"]
+    joined = "\n".join(env["packages"]).encode()
+    assert env["packages_sha256"] == hashlib.sha256(joined).hexdigest()
+    assert json.dumps(meta)  # JSON-able for the results
 
 
 def test_killing_one_of_two_api_servers_leaves_haproxy_serving(ha_cluster, tmp_path):
