@@ -84,6 +84,136 @@ def _task_name(key: TaskKey, try_number: int | None = None) -> str:
     return name if try_number is None else f"{name}#{try_number}"
 
 
+@dataclass
+class Observed:
+    """What the execution checkers work from: the workload driver's events and the ledger's
+    ``start``/``end`` rows, indexed."""
+
+    trigger_outcome: dict[RunKey, str] = field(default_factory=dict)
+    trigger_t: dict[RunKey, float] = field(default_factory=dict)  # t_wall of the outcome
+    run_state: dict[RunKey, str | None] = field(default_factory=dict)
+    run_state_t: dict[RunKey, float] = field(default_factory=dict)  # t_wall of the last one
+    ti_state: dict[TaskKey, tuple[str | None, int | None]] = field(default_factory=dict)
+    not_found: dict[RunKey, float] = field(default_factory=dict)  # t_wall of the first 404
+    starts: Counter[tuple[str, str, str, int, int | None]] = field(default_factory=Counter)
+    ends: dict[TaskKey, list[int | None]] = field(default_factory=lambda: defaultdict(list))
+    started_runs: set[RunKey] = field(default_factory=set)
+    ended_runs: set[RunKey] = field(default_factory=set)
+    ledger_runs: set[RunKey] = field(default_factory=set)
+    tasks_of: dict[RunKey, list[TaskKey]] = field(default_factory=lambda: defaultdict(list))
+    ledger_rows: int = 0
+
+    @property
+    def acked(self) -> list[RunKey]:
+        return [k for k, phase in self.trigger_outcome.items() if phase == "ok"]
+
+    @property
+    def unknown(self) -> list[RunKey]:
+        return [k for k, phase in self.trigger_outcome.items() if phase == "info"]
+
+
+def observe(history_df: pd.DataFrame, ledger_rows: list[dict[str, Any]]) -> Observed:
+    """Index the workload events and the ledger rows for the checkers."""
+    obs = Observed(ledger_rows=len(ledger_rows))
+    for e in _workload_events(history_df):
+        key = (e.get("dag_id"), e.get("run_id"))
+        kind = e.get("event")
+        t = _clean(e.get("t_wall"))
+        if kind == "trigger" and e.get("phase") in ("ok", "fail", "info"):
+            obs.trigger_outcome[key] = e["phase"]
+            if t is not None:
+                obs.trigger_t[key] = float(t)
+        elif kind == "run_state":
+            obs.run_state[key] = e.get("state")
+            if t is not None:
+                obs.run_state_t[key] = float(t)
+        elif kind == "task_state":
+            tkey = (*key, e.get("task_id"), _map_index(e.get("map_index")))
+            obs.ti_state[tkey] = (e.get("state"), _try(e.get("try_number")))
+        elif kind == "poll_error" and e.get("what") == "run" and _clean(e.get("status")) == 404:
+            obs.not_found.setdefault(key, float(t) if t is not None else math.nan)
+    for row in ledger_rows:
+        tkey = (row.get("dag_id"), row.get("run_id"), row.get("task_id"))
+        tkey = (*tkey, _map_index(row.get("map_index")))
+        obs.ledger_runs.add(tkey[:2])
+        if row.get("phase") == "start":
+            obs.starts[(*tkey, _try(row.get("try_number")))] += 1
+            obs.started_runs.add(tkey[:2])
+        elif row.get("phase") == "end":
+            obs.ends[tkey].append(_try(row.get("try_number")))
+            obs.ended_runs.add(tkey[:2])
+    for tkey in obs.ti_state:
+        obs.tasks_of[tkey[:2]].append(tkey)
+    return obs
+
+
+@dataclass
+class RunFates:
+    """The acknowledged runs by fate; ``lost`` holds one finding (a dict) per lost run."""
+
+    lost: list[dict[str, Any]] = field(default_factory=list)
+    lost_tasks: list[str] = field(default_factory=list)
+    stuck: list[str] = field(default_factory=list)
+    stuck_unstarted: list[str] = field(default_factory=list)
+    failed_runs: list[str] = field(default_factory=list)
+    succeeded: int = 0
+
+    @property
+    def lost_runs(self) -> list[str]:
+        return [f["run"] for f in self.lost]
+
+
+def run_fates(obs: Observed) -> RunFates:
+    """Lost, stuck, failed and succeeded acknowledged runs (see :func:`check_executions`)."""
+    fates = RunFates()
+
+    def lose(key: RunKey, reason: str, tasks: list[str] | None = None) -> None:
+        fates.lost.append({
+            "kind": "lost_run", "run": _run_name(key), "dag_id": key[0], "run_id": key[1],
+            "reason": reason, "tasks": tasks or [], "acknowledged_at": obs.trigger_t.get(key),
+            "run_state": obs.run_state.get(key), "run_state_at": obs.run_state_t.get(key),
+            "not_found_at": obs.not_found.get(key),
+        })  # fmt: skip
+
+    for key in obs.acked:
+        state = obs.run_state.get(key)
+        if state == "success":
+            fates.succeeded += 1
+            if not obs.ledger_rows:
+                continue  # no ledger at all: cannot tell (reported as unknown)
+            done = [t for t in obs.tasks_of[key] if obs.ti_state[t][0] == "success"]
+            if not done:
+                if key not in obs.ended_runs:
+                    lose(key, "run succeeded but no task of it has a ledger end")
+                continue
+            missing = [_task_name(t, obs.ti_state[t][1]) for t in done if not obs.ends.get(t)]
+            fates.lost_tasks.extend(missing)
+            if missing:
+                lose(key, "run succeeded but these successful tasks have no ledger end", missing)
+        elif state == "failed":
+            fates.failed_runs.append(_run_name(key))
+        elif key in obs.not_found:
+            lose(key, "acknowledged, then the API answered 404 for it, and it never finished")
+        else:
+            fates.stuck.append(_run_name(key))
+            if key not in obs.started_runs:
+                fates.stuck_unstarted.append(_run_name(key))
+    return fates
+
+
+def duplicate_ids(obs: Observed) -> tuple[list[str], list[str]]:
+    """(same-try starts ``task#try xN``, tasks ended in several tries ``task tries=[..]``)."""
+    duplicate_starts = [
+        _task_name(k[:4], k[4]) + f" x{n}" for k, n in sorted(obs.starts.items(), key=str) if n > 1
+    ]
+    duplicate_ends = [
+        _task_name(k) + f" tries={sorted(tries, key=str)}"
+        for k, tries in sorted(obs.ends.items(), key=str)
+        if len(tries) > 1
+    ]
+    return duplicate_starts, duplicate_ends
+
+
 def check_executions(
     history_df: pd.DataFrame,
     ledger_rows: list[dict[str, Any]],
@@ -104,88 +234,16 @@ def check_executions(
     - runs whose trigger outcome is unknown (``info``) are never lost; reported if seen.
     ``expect_lost`` / ``expect_duplicates`` report those without making the result invalid.
     """
-    events = _workload_events(history_df)
-
-    trigger_outcome: dict[RunKey, str] = {}
-    run_state: dict[RunKey, str | None] = {}
-    ti_state: dict[TaskKey, tuple[str | None, int | None]] = {}
-    not_found: set[RunKey] = set()
-    for e in events:
-        key = (e.get("dag_id"), e.get("run_id"))
-        kind = e.get("event")
-        if kind == "trigger" and e.get("phase") in ("ok", "fail", "info"):
-            trigger_outcome[key] = e["phase"]
-        elif kind == "run_state":
-            run_state[key] = e.get("state")
-        elif kind == "task_state":
-            tkey = (*key, e.get("task_id"), _map_index(e.get("map_index")))
-            ti_state[tkey] = (e.get("state"), _try(e.get("try_number")))
-        elif kind == "poll_error" and e.get("what") == "run" and _clean(e.get("status")) == 404:
-            not_found.add(key)
-
-    acked = [k for k, phase in trigger_outcome.items() if phase == "ok"]
-    unknown = [k for k, phase in trigger_outcome.items() if phase == "info"]
-
-    starts: Counter[tuple[str, str, str, int, int | None]] = Counter()
-    ends: dict[TaskKey, list[int | None]] = defaultdict(list)
-    started_runs: set[RunKey] = set()
-    ended_runs: set[RunKey] = set()
-    ledger_runs: set[RunKey] = set()
-    for row in ledger_rows:
-        tkey = (row.get("dag_id"), row.get("run_id"), row.get("task_id"))
-        tkey = (*tkey, _map_index(row.get("map_index")))
-        ledger_runs.add(tkey[:2])
-        if row.get("phase") == "start":
-            starts[(*tkey, _try(row.get("try_number")))] += 1
-            started_runs.add(tkey[:2])
-        elif row.get("phase") == "end":
-            ends[tkey].append(_try(row.get("try_number")))
-            ended_runs.add(tkey[:2])
-
-    tasks_of: dict[RunKey, list[TaskKey]] = defaultdict(list)
-    for tkey in ti_state:
-        tasks_of[tkey[:2]].append(tkey)
-
-    lost_runs: list[str] = []
-    lost_tasks: list[str] = []
-    stuck: list[str] = []
-    stuck_unstarted: list[str] = []
-    failed_runs: list[str] = []
-    succeeded = 0
-    for key in acked:
-        state = run_state.get(key)
-        if state == "success":
-            succeeded += 1
-            if not ledger_rows:
-                continue  # no ledger at all: cannot tell (reported as unknown below)
-            done = [t for t in tasks_of[key] if ti_state[t][0] == "success"]
-            if not done:
-                if key not in ended_runs:
-                    lost_runs.append(_run_name(key))
-                continue
-            missing = [t for t in done if not ends.get(t)]
-            lost_tasks.extend(_task_name(t, ti_state[t][1]) for t in missing)
-            if missing:
-                lost_runs.append(_run_name(key))
-        elif state == "failed":
-            failed_runs.append(_run_name(key))
-        elif key in not_found:
-            lost_runs.append(_run_name(key))
-        else:
-            stuck.append(_run_name(key))
-            if key not in started_runs:
-                stuck_unstarted.append(_run_name(key))
-
-    duplicate_starts = [
-        _task_name(k[:4], k[4]) + f" x{n}" for k, n in sorted(starts.items(), key=str) if n > 1
-    ]
-    duplicate_ends = [
-        _task_name(k) + f" tries={sorted(tries, key=str)}"
-        for k, tries in sorted(ends.items(), key=str)
-        if len(tries) > 1
-    ]
+    obs = observe(history_df, ledger_rows)
+    fates = run_fates(obs)
+    acked, unknown = obs.acked, obs.unknown
+    lost_runs, lost_tasks = fates.lost_runs, fates.lost_tasks
+    stuck, stuck_unstarted = fates.stuck, fates.stuck_unstarted
+    failed_runs, succeeded = fates.failed_runs, fates.succeeded
+    trigger_outcome, run_state, ti_state = obs.trigger_outcome, obs.run_state, obs.ti_state
+    duplicate_starts, duplicate_ends = duplicate_ids(obs)
     failed_tasks = [_task_name(k, s[1]) for k, s in ti_state.items() if s[0] in FAILED_TASK_STATES]
-    unknown_seen = [_run_name(k) for k in unknown if k in run_state or k in ledger_runs]
+    unknown_seen = [_run_name(k) for k in unknown if k in run_state or k in obs.ledger_runs]
 
     problems: list[str] = []
     invalid = False

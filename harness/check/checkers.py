@@ -1,0 +1,507 @@
+"""Checkers that compose, over a repetition's task history (:mod:`harness.check.history`).
+
+Each returns a :class:`~harness.check.executions.CheckResult` — ``valid`` True, False or
+None (unknown: the evidence cannot decide) — and cites the events behind every finding in
+``details["findings"]``: a list of dicts, each with ``kind``, ``message`` (one line) and
+the ids and times it rests on (task, try, pid, hostname, replica, ``t_wall`` seconds;
+messages show them as UTC times of day).
+
+- :func:`check_lost`: an acknowledged run that never completed its work (the lost logic
+  of :func:`~harness.check.executions.check_executions`); unknown while a run is not
+  finished or the ledger is empty although runs succeeded.
+- :func:`check_duplicates`: the same try executed twice (two executions with a ``start``
+  row, same try, different pid/host), and a task whose work ended more than once.
+- :func:`check_overlaps`: two executions of one task instance whose [start, last alive]
+  intervals intersect — two processes running it at the same time.
+- :func:`check_zombie_false_positives`: the API reported a try ``failed`` /
+  ``up_for_retry`` while the ledger shows an execution of that try ended normally (``end``).
+- :func:`check_stuck`: a task instance ``queued`` or ``running`` in the API for longer than
+  ``stuck_after_s``, measured within the observed window (until the run was last polled).
+- :func:`check_state_regressions`: ``running`` → ``scheduled``/``queued`` for the same try
+  (not explained by a deferral), or the try number decreasing (invalid); or jumping by
+  more than 1 over tries of which the ledger has no execution (unknown: a try the scheduler
+  skipped cannot be told from one the ~1 s poll missed).
+
+:func:`check_repetition` composes them all (:func:`~harness.check.executions.compose`).
+``expect_lost`` / ``expect_duplicates`` report lost runs / duplicated, overlapping and
+falsely-failed executions without making the result invalid (an experiment that expects
+a task to be declared dead while it runs).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+import pandas as pd
+
+from harness.check.executions import (
+    MAX_IDS,
+    CheckResult,
+    compose,
+    duplicate_ids,
+    observe,
+    run_fates,
+)
+from harness.check.history import (
+    Execution,
+    StateObservation,
+    TaskKey,
+    executions,
+    executions_by_task,
+    observed_until,
+    run_observed_until,
+    task_name,
+    task_states,
+)
+
+__all__ = [
+    "CHECKS",
+    "FAILED_TRY_STATES",
+    "STUCK_STATES",
+    "check_duplicates",
+    "check_lost",
+    "check_overlaps",
+    "check_repetition",
+    "check_state_regressions",
+    "check_stuck",
+    "check_zombie_false_positives",
+    "finding_line",
+]
+
+STUCK_STATES = ("queued", "running")
+FAILED_TRY_STATES = frozenset({"failed", "up_for_retry"})
+BEFORE_RUNNING = frozenset({"scheduled", "queued"})
+DEFERRING = frozenset({"deferred", "up_for_reschedule"})
+CHECKS = ("lost", "duplicates", "overlaps", "zombie_false_positives", "stuck",
+          "state_regressions")  # fmt: skip
+
+
+def _t(x: float | None) -> str:
+    """A wall time in messages: UTC time of day to the millisecond (the finding's fields
+    keep the Unix seconds)."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    return dt.datetime.fromtimestamp(x, dt.UTC).strftime("%H:%M:%S.%f")[:-3]
+
+
+def _proc(e: Execution) -> str:
+    where = f"{e.pid}@{e.hostname}" + (f" ({e.replica})" if e.replica else "")
+    return f"pid {where}"
+
+
+def _span(e: Execution) -> str:
+    end = "end" if e.end is not None else (e.outcome or "no last word")
+    return f"[{_t(e.start)} .. {_t(e.last_alive)} {end}]"
+
+
+def finding_line(finding: dict[str, Any]) -> str:
+    """One line for a finding: its check, kind and message."""
+    check = finding.get("check")
+    head = f"{check}/{finding.get('kind')}" if check else str(finding.get("kind"))
+    return f"{head}: {finding.get('message', '')}"
+
+
+def _result(
+    name: str,
+    findings: list[dict[str, Any]],
+    *,
+    invalid: bool,
+    unknown: bool = False,
+    problems: list[str] | None = None,
+    **details: Any,
+) -> CheckResult:
+    valid: bool | None = False if invalid else (None if unknown else True)
+    return CheckResult(name, valid,
+                       {**details, "findings": findings[:MAX_IDS], "count": len(findings)},
+                       problems or [])  # fmt: skip
+
+
+# --- lost work --------------------------------------------------------------------------
+
+
+def check_lost(
+    history_df: pd.DataFrame, ledger_rows: list[dict[str, Any]], *, expect_lost: bool = False
+) -> CheckResult:
+    """Acknowledged runs whose work never completed (``lost_run`` findings)."""
+    obs = observe(history_df, ledger_rows)
+    fates = run_fates(obs)
+    findings = []
+    for f in fates.lost:
+        tasks = f" ({', '.join(f['tasks'][:5])})" if f["tasks"] else ""
+        findings.append({**f, "message": (
+            f"{f['run']}: {f['reason']}{tasks}; acknowledged at {_t(f['acknowledged_at'])}, "
+            f"last run state {f['run_state']} at {_t(f['run_state_at'])}"
+        )})  # fmt: skip
+    problems = []
+    if findings:
+        problems.append(f"{len(findings)} acknowledged run(s) lost: {fates.lost_runs[:5]}")
+    unknown = False
+    if fates.stuck:
+        problems.append(f"{len(fates.stuck)} acknowledged run(s) not finished (lost or not "
+                        f"cannot be told): {fates.stuck[:5]}")  # fmt: skip
+        unknown = True
+    if fates.succeeded and not ledger_rows:
+        problems.append("ledger is empty although runs succeeded (HA_BENCH_LEDGER not set?)")
+        unknown = True
+    outcomes = list(obs.trigger_outcome.values())
+    unknown_seen = [f"{k[0]}/{k[1]}" for k in obs.unknown
+                    if k in obs.run_state or k in obs.ledger_runs]  # fmt: skip
+    return _result(
+        "lost", findings, invalid=bool(findings) and not expect_lost, unknown=unknown,
+        problems=problems, expect_lost=expect_lost,
+        triggered=len(outcomes), acknowledged=len(obs.acked),
+        trigger_failed=outcomes.count("fail"), trigger_unknown=outcomes.count("info"),
+        trigger_unknown_materialized=len(unknown_seen),
+        succeeded_runs=fates.succeeded, failed_runs=len(fates.failed_runs),
+        lost_runs=len(findings), lost_tasks=len(fates.lost_tasks),
+        stuck_runs=len(fates.stuck), stuck_unstarted=len(fates.stuck_unstarted),
+        ids={"lost_runs": fates.lost_runs[:MAX_IDS], "lost_tasks": fates.lost_tasks[:MAX_IDS],
+             "stuck_runs": fates.stuck[:MAX_IDS],
+             "stuck_unstarted": fates.stuck_unstarted[:MAX_IDS],
+             "failed_runs": fates.failed_runs[:MAX_IDS]},
+    )  # fmt: skip
+
+
+# --- duplicated and overlapping executions ----------------------------------------------
+
+
+def check_duplicates(
+    history_df: pd.DataFrame,
+    ledger_rows: list[dict[str, Any]],
+    *,
+    expect_duplicates: bool = False,
+    execs: list[Execution] | None = None,
+) -> CheckResult:
+    """``same_try_twice``: a try with more than one execution that has a ``start`` row;
+    ``ended_twice``: a task instance whose work ended (``end``) more than once, in one try
+    or several (a retry of a try that had finished)."""
+    execs = executions(ledger_rows) if execs is None else execs
+    starts: dict[tuple[TaskKey, int | None], list[Execution]] = defaultdict(list)
+    ended: dict[TaskKey, list[Execution]] = defaultdict(list)
+    for e in execs:
+        if e.started:
+            starts[(e.task, e.try_number)].append(e)
+        if e.end is not None:
+            ended[e.task].append(e)
+    findings = []
+    for (task, try_number), group in sorted(starts.items(), key=str):
+        if len(group) < 2:
+            continue
+        procs = ", ".join(f"{_proc(e)} {_span(e)}" for e in group)
+        findings.append({
+            "kind": "same_try_twice", "task": task_name(task), "try_number": try_number,
+            "executions": [e.cite() for e in group],
+            "message": f"{task_name(task, try_number)} executed {len(group)} times: {procs}",
+        })  # fmt: skip
+    for task, group in sorted(ended.items(), key=str):
+        if len(group) < 2:
+            continue
+        tries = sorted((e.try_number for e in group), key=str)
+        procs = ", ".join(f"try {e.try_number} {_proc(e)} ended {_t(e.end)}" for e in group)
+        findings.append({
+            "kind": "ended_twice", "task": task_name(task), "tries": tries,
+            "executions": [e.cite() for e in group],
+            "message": f"{task_name(task)} did its work {len(group)} times: {procs}",
+        })  # fmt: skip
+    obs = observe(history_df, ledger_rows)
+    duplicate_starts, duplicate_ends = duplicate_ids(obs)
+    problems = []
+    if findings:
+        names = [f["message"].split(":")[0] for f in findings]
+        problems.append(f"duplicated executions: {names[:5]} ({len(duplicate_starts)} same-try "
+                        f"starts, {len(duplicate_ends)} repeated ends)")  # fmt: skip
+    return _result(
+        "duplicates", findings, invalid=bool(findings) and not expect_duplicates,
+        problems=problems, expect_duplicates=expect_duplicates,
+        duplicate_starts=len(duplicate_starts), duplicate_ends=len(duplicate_ends),
+        ids={"duplicate_starts": duplicate_starts[:MAX_IDS],
+             "duplicate_ends": duplicate_ends[:MAX_IDS]},
+    )  # fmt: skip
+
+
+def overlap(a: Execution, b: Execution) -> tuple[float, str] | None:
+    """(seconds both were known alive, clock) when the intervals intersect, else None."""
+    (s1, e1), (s2, e2) = a.interval(b), b.interval(a)
+    if any(math.isnan(x) for x in (s1, e1, s2, e2)):
+        return None
+    both = min(e1, e2) - max(s1, s2)
+    return (both, "monotonic" if a.same_clock(b) else "wall") if both >= 0 else None
+
+
+def check_overlaps(
+    ledger_rows: list[dict[str, Any]],
+    *,
+    expect_duplicates: bool = False,
+    execs: list[Execution] | None = None,
+) -> CheckResult:
+    """``overlap``: two executions of one task instance alive at the same time."""
+    execs = executions(ledger_rows) if execs is None else execs
+    findings = []
+    for task, group in sorted(executions_by_task(execs).items(), key=str):
+        for i, a in enumerate(group):
+            for b in group[i + 1 :]:
+                found = overlap(a, b)
+                if found is None:
+                    continue
+                both, clock = found
+                findings.append({
+                    "kind": "overlap", "task": task_name(task),
+                    "tries": [a.try_number, b.try_number], "overlap_s": both, "clock": clock,
+                    "from": max(a.start, b.start), "until": min(a.last_alive, b.last_alive),
+                    "executions": [a.cite(), b.cite()],
+                    "message": (
+                        f"{task_name(task)}: try {a.try_number} {_proc(a)} {_span(a)} and "
+                        f"try {b.try_number} {_proc(b)} {_span(b)} ran at the same time for "
+                        f"{both:.3f} s ({clock} clock)"
+                    ),
+                })  # fmt: skip
+    problems = []
+    if findings:
+        problems.append(f"{len(findings)} overlapping execution pair(s): "
+                        f"{[f['task'] for f in findings][:5]}")  # fmt: skip
+    return _result("overlaps", findings, invalid=bool(findings) and not expect_duplicates,
+                   problems=problems, expect_duplicates=expect_duplicates,
+                   overlapping_executions=len(findings))  # fmt: skip
+
+
+# --- what the API said against what the ledger shows --------------------------------------
+
+
+def check_zombie_false_positives(
+    history_df: pd.DataFrame,
+    ledger_rows: list[dict[str, Any]],
+    *,
+    expect_duplicates: bool = False,
+    execs: list[Execution] | None = None,
+    states: dict[TaskKey, list[StateObservation]] | None = None,
+) -> CheckResult:
+    """``zombie_false_positive``: a try the API reported failed (or up for retry) although
+    an execution of it wrote ``end`` (its work was done)."""
+    execs = executions(ledger_rows) if execs is None else execs
+    states = task_states(history_df) if states is None else states
+    ended: dict[tuple[TaskKey, int | None], list[Execution]] = defaultdict(list)
+    for e in execs:
+        if e.end is not None:
+            ended[(e.task, e.try_number)].append(e)
+    findings = []
+    for task, observations in sorted(states.items(), key=str):
+        reported: dict[int | None, StateObservation] = {}
+        for o in observations:
+            if o.state in FAILED_TRY_STATES and o.try_number not in reported:
+                reported[o.try_number] = o
+        for try_number, o in reported.items():
+            for e in ended.get((task, try_number), []):
+                findings.append({
+                    "kind": "zombie_false_positive", "task": task_name(task),
+                    "try_number": try_number, "api_state": o.state, "reported_at": o.t_wall,
+                    "api_hostname": o.hostname, "ended_at": e.end,
+                    "executions": [e.cite()],
+                    "message": (
+                        f"{task_name(task, try_number)}: the API reported {o.state} at "
+                        f"{_t(o.t_wall)} but {_proc(e)} ended it normally at {_t(e.end)}"
+                    ),
+                })  # fmt: skip
+    problems = []
+    if findings:
+        problems.append(f"{len(findings)} try(s) reported failed although they ended "
+                        f"normally: {[f['task'] for f in findings][:5]}")  # fmt: skip
+    return _result("zombie_false_positives", findings,
+                   invalid=bool(findings) and not expect_duplicates, problems=problems,
+                   expect_duplicates=expect_duplicates,
+                   zombie_false_positives=len(findings))  # fmt: skip
+
+
+def _spans(
+    observations: list[StateObservation], until: float
+) -> Iterable[tuple[StateObservation, float, bool]]:
+    """(first observation of a state, when it was left or observation ended, still in it)."""
+    for i, o in enumerate(observations):
+        prev = observations[i - 1] if i else None
+        if prev is not None and (prev.state, prev.try_number) == (o.state, o.try_number):
+            continue
+        nxt = next((n for n in observations[i + 1 :]
+                    if (n.state, n.try_number) != (o.state, o.try_number)), None)  # fmt: skip
+        yield o, (nxt.t_wall if nxt is not None else until), nxt is None
+
+
+def check_stuck(
+    history_df: pd.DataFrame,
+    ledger_rows: list[dict[str, Any]] | None = None,
+    *,
+    stuck_after_s: float = 120.0,
+    execs: list[Execution] | None = None,
+    states: dict[TaskKey, list[StateObservation]] | None = None,
+) -> CheckResult:
+    """``stuck``: a task instance ``queued`` or ``running`` (one try, as the API reported
+    it) for more than ``stuck_after_s``, counted until it left that state or, if it never
+    did, until the driver last polled its run."""
+    execs = executions(ledger_rows or []) if execs is None else execs
+    states = task_states(history_df) if states is None else states
+    end_all = observed_until(history_df)
+    run_end = run_observed_until(history_df)
+    by_try: dict[tuple[TaskKey, int | None], list[Execution]] = defaultdict(list)
+    for e in execs:
+        by_try[(e.task, e.try_number)].append(e)
+    findings = []
+    for task, observations in sorted(states.items(), key=str):
+        until = run_end.get(task[:2], end_all)
+        if until is None:
+            continue
+        for o, left, still in _spans(observations, until):
+            held = left - o.t_wall
+            if o.state not in STUCK_STATES or held <= stuck_after_s:
+                continue
+            mine = by_try.get((task, o.try_number), [])
+            alive = max((e.last_alive for e in mine), default=None)
+            findings.append({
+                "kind": "stuck", "task": task_name(task), "try_number": o.try_number,
+                "state": o.state, "since": o.t_wall, "until": left, "for_s": held,
+                "still_at_end": still, "api_hostname": o.hostname,
+                "ledger_last_alive": alive, "executions": [e.cite() for e in mine],
+                "message": (
+                    f"{task_name(task, o.try_number)} {o.state} for {held:.1f} s "
+                    f"(> {stuck_after_s:g} s) from {_t(o.t_wall)}"
+                    + (" until the end of observation" if still else f" until {_t(left)}")
+                    + (f"; ledger: last alive {_t(alive)}" if mine else "; no ledger execution")
+                ),
+            })  # fmt: skip
+    problems = []
+    if findings:
+        problems.append(f"{len(findings)} task instance(s) stuck queued/running > "
+                        f"{stuck_after_s:g} s: {[f['task'] for f in findings][:5]}")  # fmt: skip
+    return _result("stuck", findings, invalid=bool(findings), problems=problems,
+                   stuck_after_s=stuck_after_s, stuck_task_instances=len(findings))  # fmt: skip
+
+
+def check_state_regressions(
+    history_df: pd.DataFrame,
+    ledger_rows: list[dict[str, Any]] | None = None,
+    *,
+    execs: list[Execution] | None = None,
+    states: dict[TaskKey, list[StateObservation]] | None = None,
+) -> CheckResult:
+    """``running_to_queued`` (a try seen running, later scheduled/queued, with no deferral
+    seen in between nor a ledger ``defer`` of that try), ``try_decreased`` (invalid) and
+    ``try_jump`` (tries skipped with no ledger execution of them: unknown)."""
+    execs = executions(ledger_rows or []) if execs is None else execs
+    states = task_states(history_df) if states is None else states
+    tries_run: dict[TaskKey, set[int | None]] = defaultdict(set)
+    deferred: set[tuple[TaskKey, int | None]] = set()
+    for e in execs:
+        tries_run[e.task].add(e.try_number)
+        if e.outcome == "defer":
+            deferred.add((e.task, e.try_number))
+    findings = []
+
+    def find(kind: str, task: TaskKey, before: StateObservation, after: StateObservation,
+             message: str, **extra: Any) -> None:  # fmt: skip
+        findings.append({
+            "kind": kind, "task": task_name(task),
+            "before": {"state": before.state, "try_number": before.try_number,
+                       "t_wall": before.t_wall},
+            "after": {"state": after.state, "try_number": after.try_number,
+                      "t_wall": after.t_wall},
+            "message": f"{task_name(task)}: {message}", **extra,
+        })  # fmt: skip
+
+    for task, observations in sorted(states.items(), key=str):
+        ran: StateObservation | None = None  # the try's running observation, if current
+        prev: StateObservation | None = None
+        for o in observations:
+            if prev is not None and prev.try_number is not None and o.try_number is not None:
+                if o.try_number < prev.try_number:
+                    find("try_decreased", task, prev, o,
+                         f"try {prev.try_number} ({prev.state}) at {_t(prev.t_wall)}, then try "
+                         f"{o.try_number} ({o.state}) at {_t(o.t_wall)}")  # fmt: skip
+                elif o.try_number > prev.try_number + 1:
+                    skipped = list(range(prev.try_number + 1, o.try_number))
+                    unseen = [k for k in skipped if k not in tries_run[task]]
+                    if unseen:
+                        find("try_jump", task, prev, o,
+                             f"try {prev.try_number} ({prev.state}) at {_t(prev.t_wall)}, then "
+                             f"try {o.try_number} ({o.state}) at {_t(o.t_wall)}; tries "
+                             f"{unseen} neither seen in the API nor in the ledger",
+                             skipped=unseen)  # fmt: skip
+            if ran is not None and o.try_number != ran.try_number:
+                ran = None
+            if o.state == "running":
+                ran = o
+            elif o.state in DEFERRING:
+                ran = None
+            elif o.state in BEFORE_RUNNING and ran is not None:
+                if (task, o.try_number) in deferred:
+                    ran = None  # a deferral the ~1 s poll missed: the ledger shows it
+                else:
+                    find("running_to_queued", task, ran, o,
+                         f"try {o.try_number} running at {_t(ran.t_wall)}, then {o.state} "
+                         f"at {_t(o.t_wall)} (no deferral seen)")  # fmt: skip
+                    ran = None
+            prev = o
+    invalid = any(f["kind"] != "try_jump" for f in findings)
+    problems = []
+    if findings:
+        problems.append(f"{len(findings)} state regression(s): "
+                        f"{[f['kind'] + ' ' + f['task'] for f in findings][:5]}")  # fmt: skip
+    return _result("state_regressions", findings, invalid=invalid, unknown=bool(findings),
+                   problems=problems, state_regressions=len(findings))  # fmt: skip
+
+
+# --- all of them -------------------------------------------------------------------------
+
+TOP_LEVEL = {  # composed details lifted to the top level: checker -> keys
+    "lost": ("triggered", "acknowledged", "trigger_failed", "trigger_unknown",
+             "trigger_unknown_materialized", "succeeded_runs", "failed_runs", "lost_runs",
+             "lost_tasks", "stuck_runs", "stuck_unstarted", "expect_lost"),
+    "duplicates": ("duplicate_starts", "duplicate_ends", "expect_duplicates"),
+    "overlaps": ("overlapping_executions",),
+    "zombie_false_positives": ("zombie_false_positives",),
+    "stuck": ("stuck_task_instances", "stuck_after_s"),
+    "state_regressions": ("state_regressions",),
+}  # fmt: skip
+
+
+def check_repetition(
+    history_df: pd.DataFrame,
+    ledger_rows: list[dict[str, Any]],
+    *,
+    expect_lost: bool = False,
+    expect_duplicates: bool = False,
+    stuck_after_s: float = 120.0,
+) -> CheckResult:
+    """Every checker over one repetition, composed: invalid if any is, else unknown if any
+    is, else valid (``valid``/``problems`` mean what :func:`check_executions`' do).
+
+    ``details``: each checker's details under its name (:data:`CHECKS`); at the top level
+    the counts (``lost_runs``, ``duplicate_starts``, ``duplicate_ends``, ``stuck_runs``,
+    ``overlapping_executions``, ``zombie_false_positives``, ``stuck_task_instances``,
+    ``state_regressions`` ...), ``ledger_rows``, ``ledger_executions`` (how many the ledger holds)
+    and ``findings``: every checker's findings, each with its ``check``.
+    """
+    execs = executions(ledger_rows)
+    states = task_states(history_df)
+    results = [
+        check_lost(history_df, ledger_rows, expect_lost=expect_lost),
+        check_duplicates(history_df, ledger_rows, expect_duplicates=expect_duplicates,
+                         execs=execs),
+        check_overlaps(ledger_rows, expect_duplicates=expect_duplicates, execs=execs),
+        check_zombie_false_positives(history_df, ledger_rows,
+                                     expect_duplicates=expect_duplicates, execs=execs,
+                                     states=states),
+        check_stuck(history_df, ledger_rows, stuck_after_s=stuck_after_s, execs=execs,
+                    states=states),
+        check_state_regressions(history_df, ledger_rows, execs=execs, states=states),
+    ]  # fmt: skip
+    composed = compose(results, name="repetition")
+    top: dict[str, Any] = {}
+    for r in results:
+        for key in TOP_LEVEL.get(r.name, ()):
+            top[key] = r.details.get(key)
+    findings = [{"check": r.name, **f} for r in results for f in r.details.get("findings", [])]
+    composed.details = {**top, "ledger_rows": len(ledger_rows), "ledger_executions": len(execs),
+                        "task_instances": len(states), "findings": findings,
+                        **composed.details}  # fmt: skip
+    return composed
