@@ -115,6 +115,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="results directory (default ./results)",
     )
+
+    check = sub.add_parser(
+        "check",
+        help="re-run the task-history checkers on recorded repetitions; exit 1 if any is "
+        "invalid, 3 if evidence is missing or a checker cannot decide",
+    )
+    check.add_argument("path", type=Path, metavar="DIR",
+                       help="a run, experiment or rep-N directory")  # fmt: skip
+    check.add_argument("--stuck-after", type=_positive, default=120.0, metavar="SECONDS",
+                       help="queued/running longer than this is stuck (default 120)")  # fmt: skip
     return parser
 
 
@@ -329,6 +339,15 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from harness.check.offline import check_path, exit_code, render
+
+    checks = check_path(args.path, stuck_after_s=args.stuck_after)
+    for line in render(checks):
+        print(line)
+    return exit_code(checks)
+
+
 COMMANDS = {
     "up": cmd_up,
     "probe": cmd_probe,
@@ -340,6 +359,7 @@ COMMANDS = {
     "report": cmd_report,
     "compare": cmd_compare,
     "runs": cmd_runs,
+    "check": cmd_check,
 }
 
 
