@@ -16,10 +16,10 @@ import sys
 import tempfile
 import time
 
+from harness.core.provenance import machine
 from harness.core.topology import Topology
 from harness.observe.workload import DAGS_DIR
 from harness.platform.local.cluster import LocalCluster
-from harness.run.runner import machine
 
 
 def bring_up_once() -> dict[str, float]:

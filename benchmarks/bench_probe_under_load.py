@@ -20,13 +20,13 @@ from pathlib import Path
 import psutil
 
 from harness.core.history import read_history
+from harness.core.provenance import machine
 from harness.core.topology import Topology
 from harness.observe.load.process import LoadProcess
 from harness.observe.probe.prober import ProbeTarget
 from harness.observe.probe.process import ProberProcess
 from harness.observe.workload import DAGS_DIR
 from harness.platform.local.cluster import LocalCluster
-from harness.run.runner import machine
 
 
 def _cpu_seconds(pids: list[int]) -> float:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.check.hypothesis import failed_verdicts
+from harness.check.hypothesis import failed_verdicts, invalid_run
 from harness.run.catalogue import build, suite_cases
 from harness.run.suite import run_in_pool
 
@@ -27,5 +27,7 @@ def test_experiment(name, params, request, cluster_pool, run_dir, repeat, seed):
     out = run_dir / request.node.callspec.id
     summary = run_in_pool(cluster_pool, experiment, out, repeat=repeat, seed=seed)
     assert summary["repetitions"], "no repetition recorded"
+    invalid = invalid_run(summary)
+    assert not invalid, "invalid run: " + "; ".join(invalid)
     misses = failed_verdicts(summary)
     assert not misses, "; ".join(misses)

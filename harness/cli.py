@@ -72,12 +72,43 @@ def build_parser() -> argparse.ArgumentParser:
         "as section.key=value; repeatable",
     )
     run.add_argument("--seed", type=int, default=0, help="seed for the fault timing")
+    run.add_argument(
+        "--max-reruns",
+        type=int,
+        default=None,
+        metavar="N",
+        help="rerun invalid repetitions at most N times (default: --repeat)",
+    )
+    run.add_argument(
+        "--fresh-cluster",
+        action="store_true",
+        help="a new cluster for every repetition (default: one per topology)",
+    )
     run.add_argument("--airflow-version", help="Airflow version under test")
     run.add_argument("--out", type=Path, required=True, metavar="DIR")
     run.add_argument("--platform", choices=("local", "kubernetes"), default="local")
     run.add_argument("--kube-context", help="kubernetes: context (default: the current one)")
     run.add_argument("--allow-context", action="append", default=[], metavar="GLOB",
                      help="kubernetes: also allow this context besides kind-*")  # fmt: skip
+
+    soak = sub.add_parser("soak", help="a long run with a seeded random mix of faults, checked")
+    soak.add_argument("--minutes", type=_positive, required=True, help="minutes of faults")
+    soak.add_argument(
+        "--faults",
+        default="kill,terminate,pause",
+        metavar="OPS",
+        help="comma-separated: kill, terminate, pause, stop_service",
+    )
+    soak.add_argument(
+        "--mean-gap",
+        type=_positive,
+        default=45.0,
+        metavar="SECONDS",
+        help="mean seconds between faults (default 45)",
+    )
+    for flag in ("--seed", "--topology", "--airflow-version", "--platform", "--kube-context"):
+        soak.add_argument(flag, **_shared(run, flag))
+    soak.add_argument("--out", type=Path, required=True, metavar="DIR")
 
     kind = sub.add_parser("kind", help="create or delete the reference kind cluster")
     kind.add_argument("action", choices=("up", "down"))
@@ -161,7 +192,6 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from harness.check.hypothesis import failed_verdicts
     from harness.core.cleanup import unwind_on_termination
     from harness.core.topology import load_topology
     from harness.report.report import write_run_report
@@ -191,17 +221,71 @@ def cmd_run(args: argparse.Namespace) -> int:
         kube_context=args.kube_context, allowed_contexts=tuple(args.allow_context),
         base_topology=base,
     ) as pool:  # fmt: skip
-        summary = run_in_pool(pool, experiment, args.out, repeat=args.repeat, seed=args.seed)
+        summary = run_in_pool(
+            pool,
+            experiment,
+            args.out,
+            repeat=args.repeat,
+            seed=args.seed,
+            max_reruns=args.max_reruns,
+            fresh_cluster=args.fresh_cluster,
+        )
     report = write_run_report(args.out)
     for r in summary["repetitions"]:
-        recovery = "never" if r["recovery_s"] is None else f"{r['recovery_s']:.3f}s"
-        print(f"repetition {r['repetition']}: downtime {r['downtime_s']:.3f}s, "
-              f"recovery {recovery}, failed tasks {r['failed_tasks']}")  # fmt: skip
+        print(_repetition_line(r, experiment.headline))
     for name, v in summary["verdicts"].items():
         print(f"{name}: {v['verdict']}" + ("" if v.get("gate", True) else " (not a gate)"))
     print(f"summary: {args.out / 'summary.json'}  report: {report}")
-    misses = failed_verdicts(summary)
-    return 1 if misses else 0
+    return exit_code(summary)
+
+
+def _figure_text(r: dict, metric: str) -> str:
+    value, never = r.get(metric), (r.get("censored") or {}).get(metric)
+    if never is not None:
+        return f"never (>= {never:.1f} s)"
+    if isinstance(value, float):
+        return f"{value:.3f}" + ("s" if metric.endswith("_s") else "")
+    return "-" if value is None else str(value)
+
+
+def _repetition_line(r: dict, headline: tuple[str, ...]) -> str:
+    head = f"repetition {r.get('repetition')}"
+    if not r.get("valid", True):
+        return f"{head}: INVALID ({'; '.join(r.get('invalid_reasons', []))})"
+    shown = ", ".join(f"{m} {_figure_text(r, m)}" for m in (*headline, "failed_tasks"))
+    return f"{head}: {shown}"
+
+
+def exit_code(summary: dict) -> int:
+    """0 every gate holds; 1 a gate refuted; 3 an invalid run (too few valid repetitions)."""
+    from harness.check.hypothesis import failed_verdicts, invalid_run
+
+    invalid = invalid_run(summary)
+    for line in invalid:
+        print(f"ha-bench: invalid run: {line}", file=sys.stderr)
+    if invalid:
+        return 3
+    return 1 if failed_verdicts(summary) else 0
+
+
+def _shared(parser: argparse.ArgumentParser, flag: str) -> dict:
+    """The keyword arguments ``parser`` defined ``flag`` with (to define it again)."""
+    action = next(a for a in parser._actions if flag in a.option_strings)
+    return {"type": action.type, "default": action.default, "help": action.help,
+            "choices": action.choices, "metavar": action.metavar}  # fmt: skip
+
+
+def cmd_soak(args: argparse.Namespace) -> int:
+    """``ha-bench run soak`` with the soak's parameters (one repetition, no reruns)."""
+    argv = ["run", "soak", "--repeat", "1", "--max-reruns", "0", "--out", str(args.out),
+            "--seed", str(args.seed), "--platform", args.platform,
+            "--set", f"minutes={args.minutes}", "--set", f"faults={args.faults}",
+            "--set", f"mean_gap_s={args.mean_gap}"]  # fmt: skip
+    for flag, value in (("--topology", args.topology), ("--airflow-version",
+                        args.airflow_version), ("--kube-context", args.kube_context)):  # fmt: skip
+        if value is not None:
+            argv += [flag, str(value)]
+    return cmd_run(build_parser().parse_args(argv))
 
 
 def cmd_kind(args: argparse.Namespace) -> int:
@@ -355,6 +439,7 @@ COMMANDS = {
     "validate": cmd_validate,
     "schema": cmd_schema,
     "run": cmd_run,
+    "soak": cmd_soak,
     "kind": cmd_kind,
     "report": cmd_report,
     "compare": cmd_compare,
@@ -375,6 +460,13 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head`
         sys.stderr.close()
         return 0
+    except Exception as exc:
+        import traceback
+
+        traceback.print_exc()
+        print(f"ha-bench: internal error: {type(exc).__name__}: {exc} — fix: see the "
+              "traceback above; results written so far are kept", file=sys.stderr)  # fmt: skip
+        return 3
     except SystemExit as exc:  # SIGTERM unwinding (harness.core.cleanup.Terminated)
         return exc.code if isinstance(exc.code, int) else 1
 

@@ -29,7 +29,7 @@ from harness.analysis.scheduling import (
     task_start_gaps,
 )
 from harness.analysis.tasks import fault_details, final_task_states, victim_figures
-from harness.analysis.timeline import Censor, Timeline, markers
+from harness.analysis.timeline import Censor, Timeline, col, markers
 from harness.analysis.validity import invalid_reasons
 from harness.core.airflow_api import DB_ENDPOINT, LIVENESS
 
@@ -132,6 +132,7 @@ def analyse_repetition(
     lb_endpoints: tuple[str, ...] = (LIVENESS,),
     detect_window_s: float = DETECT_WINDOW_S,
     load_users: int = 0,
+    soak: bool = False,
 ) -> dict[str, Any]:
     """The figures of one repetition, from its history and ledger only (the execution
     checker's verdict is added by the runner, from :mod:`harness.check`)."""
@@ -170,7 +171,8 @@ def analyse_repetition(
     figures.update(health_unhealthy(df, fault_mono, run_end))
     if victim is not None:
         figures.update(victim_figures(df, ledger, victim, timeline, censor))
-    reasons, coverage = invalid_reasons(df, timeline, targets)
+    figures.update(fault_timing(df, timeline, detect_window_s, run_end))
+    reasons, coverage = invalid_reasons(df, timeline, targets, soak=soak)
     figures.update(prober=coverage, valid=not reasons, invalid_reasons=reasons,
                    censored=dict(censor.observed))  # fmt: skip
     return figures
@@ -227,3 +229,37 @@ def _all_ready(df: pd.DataFrame, timeline: Timeline, censor: Censor) -> float | 
     timeout = markers(df, "recover_timeout")["t_mono"]
     watched = float(timeout.iloc[0]) - timeline.fault_mono if len(timeout) else None
     return censor.value("all_ready_after_s", None, watched)
+
+
+def fault_timing(df: pd.DataFrame, timeline: Timeline, detect_window_s: float,
+                 run_end: float | None) -> dict[str, Any]:  # fmt: skip
+    """Condition → injection delay (``trigger_delay_s``) and, per injected fault, the LB
+    outage it caused and when its target was ready again (``fault_outcomes``)."""
+    out: dict[str, Any] = {}
+    met = markers(df, "trigger_met")
+    if len(met) and timeline.has_fault:
+        seen = float(met["detail"].iloc[0]["t_wall"])
+        out["trigger_delay_s"] = round(timeline.fault_wall - seen, 6)
+    phases = col(df[df["type"] == "fault"], "phase")
+    out["faults_injected"] = int((phases == "ok").sum())
+    out["faults_failed"] = int((phases == "fail").sum())
+    invokes = df[(df["type"] == "fault") & (col(df, "phase") == "invoke")].to_dict("records")
+    if len(invokes) >= 2:
+        out["fault_outcomes"] = [_outcome(df, f, timeline, detect_window_s, run_end)
+                                 for f in invokes]  # fmt: skip
+    return out
+
+
+def _outcome(df: pd.DataFrame, fault: dict[str, Any], timeline: Timeline,
+             detect_window_s: float, run_end: float | None) -> dict[str, Any]:  # fmt: skip
+    t = float(fault["t_mono"])
+    w = outages.outage_windows(df, target="lb", endpoint=LIVENESS, run_end_mono=run_end)
+    hit = w[(w["start_mono"] >= t) & (w["start_mono"] <= t + detect_window_s)]
+    life = df[df["type"] == "lifecycle"]
+    ready = life[(col(life, "replica") == fault["target"]) & (col(life, "state") == "ready")
+                 & (life["t_mono"] > t)]  # fmt: skip
+    return {
+        "op": fault["op"], "target": fault["target"], "at_s": round(t - timeline.fault_mono, 3),
+        "outage_s": round(float(hit.iloc[0]["duration_s"]), 3) if len(hit) else 0.0,
+        "ready_after_s": round(float(ready["t_mono"].min()) - t, 3) if len(ready) else None,
+    }  # fmt: skip

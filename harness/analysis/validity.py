@@ -84,11 +84,16 @@ def fault_problems(df: pd.DataFrame, timeline: Timeline, targets: list[str]) -> 
 
 
 def invalid_reasons(
-    df: pd.DataFrame, timeline: Timeline, targets: list[str], *, must_go_down: bool = True
+    df: pd.DataFrame, timeline: Timeline, targets: list[str], *, soak: bool = False
 ) -> tuple[list[str], dict[str, Any]]:
     """(reasons, prober coverage); no reasons means valid. ``targets``: the replicas the
-    fault hit; ``must_go_down``: whether the fault should make them not ready."""
+    fault hit; in a ``soak`` one confirmed fault of many suffices (a scheduled fault may
+    find its target already down)."""
     reasons: list[str] = []
+    timeout = markers(df, "trigger_timeout")
+    if len(timeout):
+        reasons.append("the trigger condition never held within "
+                       f"{timeout['detail'].iloc[0].get('timeout_s')} s")  # fmt: skip
     if timeline.run_end_mono is None:
         reasons.append("the repetition did not finish (no run_end marker)")
     if df.empty or not (df["type"] == "workload").any():
@@ -107,7 +112,11 @@ def invalid_reasons(
     failed = baseline_failures(df, timeline)
     if failed:
         reasons.append(f"{failed} LB probe(s) failed in the baseline window")
-    reasons += fault_problems(df, timeline, targets if must_go_down else [])
+    problems = fault_problems(df, timeline, targets)
+    if soak:
+        confirmed = len(set(targets)) - sum("never seen down" in p for p in problems)
+        problems = [] if confirmed > 0 else ["no scheduled fault was confirmed"]
+    reasons += problems
     errors = markers(df, "observer_error")
     reasons += [f"observer error: {d}" for d in col(errors, "detail")]
     return reasons, coverage

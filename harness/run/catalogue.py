@@ -30,9 +30,12 @@ the platform decides (probe periods, kube-proxy).
 
 from __future__ import annotations
 
+import functools
 import json
+import operator
 import re
-from functools import cache
+import types
+import typing
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -80,13 +83,31 @@ COMMON: dict[str, Param] = {
     "api_servers": Param(default=2, help="api-server replicas behind HAProxy"),
     "schedulers": Param(default=2, help="scheduler replicas (active-active)"),
     "workers": Param(default=2, help="Celery worker replicas"),
-    "load_users": Param(default=0, help="Locust users loading the api-servers during the run"),
+    "load_users": Param(default=10, help="Locust users loading the api-servers during the run"),
 }
 
 
 def _loose(annotation: Any) -> Any:
-    """``annotation`` or an expression string (for the file schema)."""
-    return annotation | Expr
+    """``annotation`` or an expression string (for the file schema); a nested model's own
+    fields may be expressions too."""
+    args = typing.get_args(annotation) if typing.get_origin(annotation) in _UNIONS else ()
+    if args:
+        return functools.reduce(operator.or_, [_loose_arg(a) for a in args]) | Expr
+    return _loose_arg(annotation) | Expr
+
+
+_UNIONS = (typing.Union, types.UnionType)
+
+
+def _loose_arg(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return _nested(annotation)
+    return annotation
+
+
+@functools.cache
+def _nested(model: type[BaseModel]) -> type[BaseModel]:
+    return _file_model(model, f"{model.__name__}File")
 
 
 def _file_model(model: type[BaseModel], name: str, *, skip=(), extra: dict | None = None):
@@ -101,7 +122,7 @@ def _file_model(model: type[BaseModel], name: str, *, skip=(), extra: dict | Non
 
 
 WHEN = (str | bool | None, Field(None, description="include this item only if it holds"))
-FaultFile = _file_model(Fault, "FaultFile")
+FaultFile = _nested(Fault)
 HypothesisFile = _file_model(Hypothesis, "HypothesisFile", extra={"when": WHEN})
 ExperimentFile = _file_model(
     Experiment,
@@ -114,7 +135,7 @@ ExperimentFile = _file_model(
         "params": (dict[str, Param], Field(default_factory=dict)),
         "vars": (dict[str, Any], Field(default_factory=dict, description="derived values")),
         "cases": (list[Case], Field(default_factory=list, description="suite cases")),
-        "fault": (FaultFile, ...),
+        "fault": (FaultFile | None, None),
         "hypotheses": (list[HypothesisFile], Field(default_factory=list)),
     },
 )
@@ -201,7 +222,8 @@ class ExperimentSpec:
             raise HarnessError(
                 f"{self.source}: with {values}: {lines[0]}"
                 + (f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""),
-                fix=f"run `ha-bench validate {self.source}`",
+                fix=f"check the parameters you set (`ha-bench list`): {overrides}"
+                if overrides else f"run `ha-bench validate {self.source}`",
             ) from None
         if config:
             topology = dict(experiment.topology)
@@ -364,7 +386,7 @@ def shipped_files() -> list[Path]:
     return sorted(Path(str(p)) for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
-@cache
+@functools.cache
 def catalogue() -> dict[str, ExperimentSpec]:
     """Name → spec of every shipped experiment."""
     specs = {}

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from harness.check.hypothesis import Hypothesis
 from harness.core.airflow_api import LIVENESS
 
-FaultOp = Literal["kill", "terminate", "pause", "stop_service", "evict"]
+FaultOp = Literal["kill", "force_delete", "terminate", "pause", "stop_service", "evict"]
 
 
 class Fault(BaseModel):
@@ -28,6 +28,52 @@ class Fault(BaseModel):
     target: str = Field(pattern=r"^[a-z][a-z0-9-]*(/(all|victim))?$")
     hold_s: float = Field(0.0, ge=0, description="pause / stop_service: seconds before undo")
     grace_s: float | None = Field(None, ge=0, description="terminate: grace (None: replica's)")
+
+
+class LogMatch(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    replica: str
+    pattern: str = Field(description="a Python regular expression, searched in each line")
+
+
+class TaskStateMatch(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dag_id: str
+    state: str
+    task_id: str | None = None
+
+
+class Trigger(BaseModel):
+    """Fire the fault when a condition holds (instead of at a seeded random moment): a
+    ledger row with these fields, a replica's log line, or a task instance state."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ledger: dict[str, Any] | None = None
+    log: LogMatch | None = None
+    task_state: TaskStateMatch | None = None
+    timeout_s: float = Field(120.0, gt=0, description="never held by then: invalid repetition")
+    delay_s: float = Field(0.0, ge=0, description="seconds from the condition to the fault")
+
+    @model_validator(mode="after")
+    def _one(self) -> Trigger:
+        given = [k for k in ("ledger", "log", "task_state") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of ledger, log, task_state")
+        return self
+
+
+class Schedule(BaseModel):
+    """A soak: a seeded random mix of ``ops`` for ``duration_s`` (gaps ~``mean_gap_s``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ops: tuple[Literal["kill", "terminate", "pause", "stop_service"], ...] = Field(min_length=1)
+    duration_s: float = Field(gt=0)
+    mean_gap_s: float = Field(45.0, gt=0)
+    hold_s: tuple[float, float] = (3.0, 10.0)
 
 
 class Experiment(BaseModel):
@@ -45,7 +91,7 @@ class Experiment(BaseModel):
 
     name: str = Field(pattern=r"^[a-z][a-z0-9-]*$")
     description: str
-    fault: Fault
+    fault: Fault | None = Field(None, description="the fault (required unless a schedule)")
     topology: dict[str, Any] = Field(default_factory=dict)
     hypotheses: tuple[Hypothesis, ...] = ()
     warmup_s: float = Field(5.0, ge=0)
@@ -54,9 +100,18 @@ class Experiment(BaseModel):
     fault_window_s: float = Field(2.0, ge=0)
     recover_timeout_s: float = Field(90.0, gt=0)
     settle_s: float = Field(5.0, ge=0)
+    detect_window_s: float = Field(
+        5.0, gt=0, description="an LB outage starting this soon after the fault is its doing"
+    )
     load_users: int = Field(0, ge=0)
     workload_dags: tuple[str, ...] = ("ha_bench_short",)
-    trigger_interval_s: float = Field(3.0, gt=0)
+    trigger_interval_s: float = Field(1.0, gt=0, description="mean seconds between triggers")
+    trigger_arrival: Literal["poisson", "fixed"] = "poisson"
+    headline: tuple[str, ...] = Field(
+        ("downtime_s", "recovery_s"),
+        min_length=1,
+        description="the figures that matter for this fault, first in the report",
+    )
     drain_timeout_s: float = Field(45.0, ge=0)
     expect_lost: bool = False
     expect_duplicates: bool = False
@@ -65,7 +120,17 @@ class Experiment(BaseModel):
     victim_conf: dict[str, Any] = Field(default_factory=dict)
     victim_wait_s: float = Field(3.0, ge=0)
     victim_timeout_s: float = Field(120.0, gt=0)
+    trigger: Trigger | None = None
+    schedule: Schedule | None = Field(None, description="a soak: a seeded mix of faults")
     params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _fault_or_schedule(self) -> Experiment:
+        if (self.fault is None) == (self.schedule is None):
+            raise ValueError("give a fault or a schedule (a soak), not both or neither")
+        if self.trigger is not None and self.schedule is not None:
+            raise ValueError("a trigger fires one fault: it cannot go with a schedule")
+        return self
 
     def describe(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

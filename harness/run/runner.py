@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
-import platform
 import random
 import time
+import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,11 +25,12 @@ import pandas as pd
 from harness import __version__
 from harness.analysis.figures import analyse_repetition
 from harness.check.executions import check_executions
-from harness.check.hypothesis import evaluate
+from harness.check.hypothesis import evaluate, unknown_gates
 from harness.core.airflow_api import HEALTH, LIVENESS, TERMINAL_RUN_STATES
 from harness.core.errors import HarnessError
 from harness.core.history import HistoryWriter, finalize, read_history
 from harness.core.polling import poll
+from harness.core.provenance import harness_source, machine
 from harness.core.results import SUMMARY_SCHEMA_VERSION, write_summary
 from harness.faults.ops import inject
 from harness.faults.ops import targets as fault_targets
@@ -38,6 +39,7 @@ from harness.observe.probe.prober import ProbeTarget
 from harness.observe.probe.process import ProberProcess
 from harness.observe.workload.driver import WorkloadDriver
 from harness.platform.base import Cluster
+from harness.run.faulting import scheduled_faults, triggered_fault
 from harness.run.model import Experiment
 
 
@@ -67,11 +69,11 @@ def _lb_answers(lb_url: str) -> bool:
 
 def wait_steady_state(
     cluster: Cluster, *, hold_s: float, timeout_s: float, driver: WorkloadDriver | None = None,
-    min_runs: int = 2,
+    min_runs: int = 2, all_ready: bool = True,
 ) -> float:  # fmt: skip
-    """Wait until every replica is ready, ``min_runs`` DAG runs succeeded (so task calls
-    have warmed every api-server's Execution API) and the LB answered every check for
-    ``hold_s``.
+    """Wait until every replica is ready (unless not ``all_ready``), ``min_runs`` DAG runs
+    succeeded (so task calls have warmed every api-server's Execution API) and the LB
+    answered every check for ``hold_s``.
 
     Returns the seconds it took; raises if the cluster never reaches a steady state, as a
     fault injected into an unsteady cluster measures nothing.
@@ -80,7 +82,7 @@ def wait_steady_state(
     since: list[float] = []  # when the current steady stretch began
 
     def steady() -> bool:
-        ok = _all_ready(cluster)
+        ok = _all_ready(cluster) if all_ready else True
         if ok and driver is not None:
             ok = sum(s == "success" for s in driver.runs().values()) >= min_runs
         ok = ok and _lb_answers(cluster.lb_url)
@@ -134,6 +136,16 @@ def _wait_victim_done(driver: WorkloadDriver, victim: dict[str, Any], timeout_s:
                      timeout_s=timeout_s, interval_s=0.5))  # fmt: skip
 
 
+def _faults(experiment: Experiment, cluster: Cluster, writer: HistoryWriter,
+            victim: dict[str, Any] | None, seed: int) -> list[dict[str, Any]]:  # fmt: skip
+    """Inject the experiment's fault(s): at once, when its trigger holds, or a schedule."""
+    if experiment.schedule is not None:
+        return scheduled_faults(experiment, cluster, writer, seed=seed)
+    if experiment.trigger is not None:
+        return triggered_fault(experiment, cluster, writer, victim)
+    return inject(experiment.fault, cluster, victim)
+
+
 def execution_figures(
     history: pd.DataFrame, ledger: list[dict[str, Any]], experiment: Experiment
 ) -> dict[str, Any]:
@@ -149,6 +161,7 @@ def run_repetition(
 ) -> dict[str, Any]:
     """Run one repetition; writes ``out_dir`` (history, parquet, figures) and returns them."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    restarts = cluster.prepare_repetition()  # restart back-off cleared: independent reps
     rng = random.Random(seed)
     offset = rng.uniform(0, experiment.fault_window_s)
     writer = HistoryWriter(out_dir, "cluster")
@@ -163,6 +176,7 @@ def run_repetition(
     workload_writer = HistoryWriter(out_dir, "workload")
     driver = WorkloadDriver(cluster.lb_url, workload_writer, experiment.workload_dags,
                             trigger_interval_s=experiment.trigger_interval_s,
+                            arrival=experiment.trigger_arrival, seed=seed,
                             run_id_prefix=f"hab-{experiment.name}-{repetition}")  # fmt: skip
     faults: list[dict[str, Any]] = []
     recovered = False
@@ -183,10 +197,13 @@ def run_repetition(
             writer.append("marker", name="victim_started", detail=victim)
             time.sleep(experiment.victim_wait_s + offset)
         else:
-            time.sleep(experiment.baseline_s + offset)
+            time.sleep(experiment.baseline_s + (0.0 if experiment.trigger else offset))
         writer.append("marker", name="fault_start", detail={"offset_s": offset, "seed": seed})
-        faults = inject(experiment.fault, cluster, victim)
-        recovered = _wait_recovered(cluster, fault_targets(experiment.fault, cluster, victim),
+        faults = _faults(experiment, cluster, writer, victim, seed)
+        hit = sorted({f["target"] for f in faults})
+        if not hit and experiment.fault is not None:
+            hit = fault_targets(experiment.fault, cluster, victim)
+        recovered = _wait_recovered(cluster, hit,
                                     time.monotonic() + experiment.recover_timeout_s)  # fmt: skip
         writer.append("marker", name="recovered" if recovered else "recover_timeout")
         if victim is not None:
@@ -195,7 +212,7 @@ def run_repetition(
         # observe until the LB has answered for settle_s in a row, so a late blip (a
         # replacement rejoining) is followed by a fully observed recovery window
         try:
-            wait_steady_state(cluster, hold_s=experiment.settle_s, timeout_s=60)
+            wait_steady_state(cluster, hold_s=experiment.settle_s, timeout_s=60, all_ready=False)
         except HarnessError as exc:
             writer.append("marker", name="not_steady_after_fault", detail=str(exc))
         writer.append("marker", name="run_end")
@@ -207,6 +224,7 @@ def run_repetition(
             except Exception as exc:  # an observer must not lose the results
                 writer.append("marker", name="observer_error", detail=repr(exc))
         drained = driver.drain(experiment.drain_timeout_s)
+        writer.append("marker", name="drain_end", detail={"drained": drained})
         driver.stop()
         unsubscribe()
         writer.close()
@@ -216,58 +234,117 @@ def run_repetition(
     finalize(out_dir)
     history = read_history(out_dir)
     figures = analyse_repetition(history, ledger, faults, victim,
-                                 lb_endpoints=experiment.lb_endpoints)  # fmt: skip
+                                 lb_endpoints=experiment.lb_endpoints,
+                                 detect_window_s=experiment.detect_window_s,
+                                 load_users=experiment.load_users,
+                                 soak=experiment.schedule is not None)  # fmt: skip
     figures["executions"] = execution_figures(history, ledger, experiment)
     figures.update(seed=seed, repetition=repetition, fault_offset_s=offset,
-                   recovered=recovered, drained=drained)  # fmt: skip
+                   recovered=recovered, drained=drained, restarts_before=restarts)  # fmt: skip
+    figures["invalid_reasons"] += unknown_gates(experiment.hypotheses, figures)
+    figures["valid"] = not figures["invalid_reasons"]
     return figures
 
 
 def summarize(
-    experiment: Experiment, repetitions: list[dict[str, Any]], metadata: dict[str, Any]
-) -> dict[str, Any]:
-    """``summary.json`` content: the documented contract plus the setup that produced it."""
+    experiment: Experiment, repetitions: list[dict[str, Any]], metadata: dict[str, Any],
+    *, repeat: int | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """``summary.json`` content: the documented contract plus the setup that produced it.
+
+    ``valid`` is False while fewer than ``repeat`` repetitions are valid (an invalid run:
+    exit 3); verdicts are over the valid repetitions only.
+    """
+    valid = sum(bool(r.get("valid", True)) for r in repetitions)
+    repeat = len(repetitions) if repeat is None else repeat
     return {
         "schema_version": SUMMARY_SCHEMA_VERSION,
         "experiment": experiment.name,
         "params": {**experiment.params, "topology": experiment.topology},
+        "valid": valid >= repeat,
+        "repeat": repeat,
+        "valid_repetitions": valid,
+        "invalid_repetitions": len(repetitions) - valid,
         "repetitions": repetitions,
         "verdicts": evaluate(experiment.hypotheses, repetitions),
         "experiment_definition": experiment.describe(),
-        "metadata": {**metadata, "harness_version": __version__, "machine": machine()},
+        "metadata": {
+            **metadata,
+            "harness_version": __version__,
+            "machine": machine(),
+            **harness_source(),
+        },
     }
 
 
-def machine() -> dict[str, Any]:
-    """The machine a result was measured on."""
-    return {
-        "hostname": platform.node(),
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "system": platform.platform(),
-    }
+def _attempt(
+    experiment: Experiment, cluster: Cluster, out: Path, *, seed: int, number: int
+) -> dict[str, Any]:
+    """One repetition; a harness failure inside it makes it invalid, not the run lost."""
+    try:
+        return run_repetition(experiment, cluster, out, seed=seed, repetition=number)
+    except Exception as exc:
+        (out / "error.txt").write_text(traceback.format_exc())
+        return {"repetition": number, "seed": seed, "valid": False,
+                "invalid_reasons": [f"harness error: {type(exc).__name__}: {exc}"],
+                "executions": {"valid": None, "problems": []}}  # fmt: skip
 
 
 def run_experiment(
     experiment: Experiment,
-    cluster: Cluster,
+    cluster: Cluster | Callable[[], Cluster],
     out_dir: Path,
     *,
     repeat: int = 1,
     seed: int = 0,
+    max_reruns: int | None = None,
     log=None,
 ) -> dict[str, Any]:
-    """Run ``repeat`` repetitions; writes ``out_dir/summary.json`` after each one."""
+    """Run until ``repeat`` repetitions are valid, rerunning invalid ones at most
+    ``max_reruns`` times (default: ``repeat``); writes ``out_dir/summary.json`` after each.
+
+    ``cluster``: the cluster, or a function giving the cluster for each repetition (a fresh
+    one per repetition with ``--fresh-cluster``). Attempts are numbered ``rep-1``, ``rep-2``
+    ... in order, invalid ones included.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
+    get = cluster if not isinstance(cluster, Cluster) else lambda: cluster
+    max_reruns = repeat if max_reruns is None else max_reruns
     repetitions: list[dict[str, Any]] = []
     summary: dict[str, Any] = {}
-    for i in range(repeat):
-        rep_seed = seed * 1000 + i
+    valid = number = 0
+    while valid < repeat and number < repeat + max_reruns:
+        number += 1
         if log:
-            log(f"{experiment.name} {experiment.params}: repetition {i + 1}/{repeat}")
-        figures = run_repetition(experiment, cluster, out_dir / f"rep-{i + 1}", seed=rep_seed,
-                                 repetition=i + 1)  # fmt: skip
+            log(f"{experiment.name} {experiment.params}: repetition {number} "
+                f"({valid}/{repeat} valid so far)")  # fmt: skip
+        current = get()
+        figures = _attempt(experiment, current, out_dir / f"rep-{number}",
+                           seed=seed * 1000 + number - 1, number=number)  # fmt: skip
+        _write_packages(out_dir, current)
         repetitions.append(json.loads(json.dumps(figures, default=str)))
-        summary = summarize(experiment, repetitions, cluster.metadata())
+        valid += bool(figures.get("valid"))
+        summary = summarize(experiment, repetitions, _metadata(current, out_dir), repeat=repeat)
+        summary["max_reruns"] = max_reruns
         write_summary(out_dir / "summary.json", summary)  # results survive a later failure
     return summary
+
+
+PACKAGES_FILE = "airflow-packages.txt"
+
+
+def _metadata(cluster: Cluster, out_dir: Path) -> dict[str, Any]:
+    """The cluster's metadata, with the Airflow environment's package list as a file."""
+    metadata = dict(cluster.metadata())
+    env = dict(metadata.get("airflow_env") or {})
+    if env.pop("packages", None) is not None:
+        env["packages_file"] = PACKAGES_FILE
+    if env:
+        metadata["airflow_env"] = env
+    return metadata
+
+
+def _write_packages(out_dir: Path, cluster: Cluster) -> None:
+    packages = (cluster.metadata().get("airflow_env") or {}).get("packages")
+    if packages is not None:
+        (out_dir / PACKAGES_FILE).write_text("\n".join(packages) + "\n")

@@ -85,10 +85,11 @@ class ClusterPool(contextlib.AbstractContextManager):
 
         return LocalCluster(topology, logs_dir=logs, log=self.log, dags_dir=DAGS_DIR)
 
-    def get(self, experiment: Experiment):
-        """The running cluster for ``experiment``'s topology (started on first use)."""
+    def get(self, experiment: Experiment, *, fresh: bool = False):
+        """The running cluster for ``experiment``'s topology (started on first use; a new
+        one when ``fresh``)."""
         topology = self.topology_for(experiment)
-        if self._cluster is not None and topology == self._topology:
+        if self._cluster is not None and topology == self._topology and not fresh:
             return self._cluster
         self.close()
         self._count += 1
@@ -111,7 +112,12 @@ class ClusterPool(contextlib.AbstractContextManager):
         self.close()
 
 
-def run_in_pool(pool: ClusterPool, experiment: Experiment, out_dir: Path, *, repeat: int,
-                seed: int = 0) -> dict[str, Any]:  # fmt: skip
-    cluster = pool.get(experiment)
-    return run_experiment(experiment, cluster, out_dir, repeat=repeat, seed=seed, log=pool.log)
+def run_in_pool(
+    pool: ClusterPool, experiment: Experiment, out_dir: Path, *, repeat: int, seed: int = 0,
+    max_reruns: int | None = None, fresh_cluster: bool = False,
+) -> dict[str, Any]:  # fmt: skip
+    """Run ``experiment`` on the pool's cluster (a new cluster per repetition with
+    ``fresh_cluster``)."""
+    return run_experiment(experiment, lambda: pool.get(experiment, fresh=fresh_cluster),
+                          out_dir, repeat=repeat, seed=seed, max_reruns=max_reruns,
+                          log=pool.log)  # fmt: skip

@@ -103,3 +103,24 @@ def test_split_at_cuts_windows_spanning_the_fault():
 
 def test_probe_helper_shapes():
     assert probe(1.0, False)["outcome"] == "refused"
+
+
+def test_trigger_delay_and_an_unmet_trigger():
+    met = marker(19.5, "trigger_met", t_wall=1019.9)
+    f = analyse_repetition(repetition(fault=20.0, extra=[met]), [], FAULTS)
+    assert f["trigger_delay_s"] == pytest.approx(0.1)
+    timeout = marker(19.5, "trigger_timeout", timeout_s=60)
+    g = analyse_repetition(repetition(fault=20.0, extra=[timeout]), [], FAULTS)
+    assert "the trigger condition never held within 60 s" in g["invalid_reasons"]
+
+
+def test_a_soak_needs_one_confirmed_fault_and_reports_each():
+    second = [ev(40.0, "fault", op="pause", target="scheduler-0", phase="invoke"),
+              ev(40.1, "fault", op="pause", target="scheduler-0", phase="fail")]  # fmt: skip
+    df = repetition(fault=20.0, end=60.0, down=((20.05, 22.0),), extra=second)
+    f = analyse_repetition(df, [], FAULTS, soak=True)
+    assert f["valid"], f["invalid_reasons"]
+    assert (f["faults_injected"], f["faults_failed"]) == (1, 1)
+    assert [o["target"] for o in f["fault_outcomes"]] == ["api-server-0", "scheduler-0"]
+    assert f["fault_outcomes"][0]["outage_s"] == pytest.approx(1.95, abs=1e-6)
+    assert not analyse_repetition(df, [], FAULTS)["valid"]  # one experiment fault must land

@@ -125,3 +125,32 @@ def test_suite_cases_cover_the_smoke_profile_and_group_topologies():
     topologies = [json.dumps(build(n, c.params).topology, sort_keys=True) for n, c in cases]
     changes = sum(a != b for a, b in itertools.pairwise(topologies))
     assert changes == len(set(topologies)) - 1  # each topology is one contiguous group
+
+
+def test_a_soak_is_a_schedule_and_a_trigger_one_condition(tmp_path):
+    soak = build("soak", {"minutes": "2", "faults": "kill,stop_service"})
+    assert soak.fault is None and soak.schedule.ops == ("kill", "stop_service")
+    assert soak.schedule.duration_s == 120.0
+    with pytest.raises(HarnessError, match=r"schedule\.ops\.0"):
+        build("soak", {"faults": "explode"})
+    path = _copy(
+        tmp_path,
+        lambda d: d.update(
+            trigger={"ledger": {"phase": "start"}, "log": {"replica": "x", "pattern": "y"}}
+        ),
+    )
+    with pytest.raises(HarnessError, match="exactly one of ledger, log, task_state"):
+        build(str(path))
+    path = _copy(tmp_path, lambda d: d.pop("fault"))
+    with pytest.raises(HarnessError, match="a fault or a schedule"):
+        build(str(path))
+    ok = _copy(
+        tmp_path,
+        lambda d: d.update(
+            trigger={
+                "ledger": {"phase": "start", "dag_id": "ha_bench_long"},
+                "delay_s": "{{ hold_s / 10 }}",
+            }
+        ),
+    )
+    assert build(str(ok)).trigger.delay_s == 1.0

@@ -36,3 +36,21 @@ def test_lost_executions_fail_the_run():
     summary = summarize(exp, [_rep(0.0, valid=False)], {})
     assert summary["verdicts"]["executions"]["verdict"] == "refuted"
     assert failed_verdicts(summary)
+
+
+def test_summary_counts_valid_repetitions_and_marks_an_invalid_run():
+    exp = build("api-server-kill", {"api_servers": 2})
+    bad = {**_rep(0.0), "valid": False, "invalid_reasons": ["no probe history"]}
+    summary = summarize(exp, [_rep(0.0), bad], {}, repeat=2)
+    assert (summary["valid"], summary["valid_repetitions"], summary["invalid_repetitions"]) == (
+        False, 1, 1)  # fmt: skip
+    assert summary["verdicts"]["downtime_s <= 1.0"]["measured"] == [0.0]  # valid ones only
+    ok = summarize(exp, [_rep(0.0), bad, _rep(0.5)], {}, repeat=2)
+    assert ok["valid"] and ok["schema_version"] == 2
+
+
+def test_summary_metadata_says_where_the_numbers_came_from():
+    summary = summarize(build("scheduler-kill"), [_rep(0.0)], {"platform": "local"})
+    meta = summary["metadata"]
+    assert meta["platform"] == "local" and "git_commit" in meta and "git_dirty" in meta
+    assert {"kernel_release", "cpu_model", "cpus"} <= set(meta["machine"])

@@ -160,6 +160,10 @@ class LocalCluster(StartStopContext):
     def is_ready(self, replica: str) -> bool:
         return self.replica(replica).ready
 
+    def replica_log(self, replica: str) -> Path | None:
+        """The log file of ``replica`` (every incarnation appends to it)."""
+        return self.replica(replica).spec.log_path
+
     @property
     def nemesis(self) -> LocalNemesis:
         return LocalNemesis(self.replica, self.bus)
