@@ -124,6 +124,7 @@ class Execution:
     ti_id: str | None = None
     celery_task_id: str | None = None
     error: str | None = None
+    alive_at: tuple[float, ...] = ()  # t_wall of each of its rows, in order
 
     @property
     def task(self) -> TaskKey:
@@ -152,6 +153,15 @@ class Execution:
             and None not in (self.start_mono, self.last_alive_mono)
             and None not in (other.start_mono, other.last_alive_mono)
         )
+
+    def silences(self, factor: float = 1.5) -> list[tuple[float, float]]:
+        """Gaps between its rows longer than ``factor`` heartbeat intervals (t_wall): times
+        it was not seen alive although it should have written (paused, or starved)."""
+        if not self.heartbeat_s:
+            return []
+        bound = factor * self.heartbeat_s
+        pairs = zip(self.alive_at, self.alive_at[1:], strict=False)
+        return [(a, b) for a, b in pairs if b - a > bound]
 
     def cite(self) -> dict[str, Any]:
         """The evidence a finding cites: ids, process, replica and times."""
@@ -211,6 +221,7 @@ def _execution(rows: list[dict[str, Any]]) -> Execution:
         ti_id=some("ti_id"),
         celery_task_id=some("celery_task_id"),
         error=_str(errors[-1].get("error")) if errors else None,
+        alive_at=tuple(_row_time(r) for r in rows),
     )
 
 

@@ -7,7 +7,11 @@
   the label, not drawn);
 - :func:`phase_latency_figure`: latency before / during / after the fault per variant;
 - :func:`overlay_figure`: LB success rate of several curves on one axis;
-- :func:`comparison_figure`: a base and a new run side by side (see :mod:`harness.report.compare`).
+- :func:`comparison_figure`: a base and a new run side by side (see :mod:`harness.report.compare`);
+- :func:`execution_timeline_figure`: one repetition's task executions from the ledger —
+  a row per task instance that matters (:func:`execution_timeline` chooses them), its
+  executions as bars coloured by worker replica, the API-reported states beneath, fault
+  windows shaded and the checkers' findings marked.
 
 :func:`save_figure` writes PNG and SVG files.
 """
@@ -17,6 +21,7 @@ from __future__ import annotations
 import io
 import math
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,15 +34,33 @@ from matplotlib.patches import Patch
 
 from harness.analysis.curves import LB, RecoveryCurve
 from harness.analysis.stats import median_ci, numbers
+from harness.check.history import (
+    Execution,
+    FaultWindow,
+    StateObservation,
+    TaskKey,
+    executions,
+    executions_by_task,
+    fault_windows,
+    observed_until,
+    run_observed_until,
+    task_name,
+    task_states,
+)
 
 if TYPE_CHECKING:
+    import pandas as pd
     from matplotlib.axes import Axes
 
+    from harness.check.executions import CheckResult
     from harness.report.compare import RunComparison
     from harness.report.runs import Run, Variant
 
 __all__ = [
+    "ExecutionTimeline",
     "comparison_figure",
+    "execution_timeline",
+    "execution_timeline_figure",
     "overlay_figure",
     "phase_latency_figure",
     "recovery_curve_figure",
@@ -519,6 +542,294 @@ def comparison_figure(comparison: RunComparison) -> Figure:
         handles, labels = axes[0].get_legend_handles_labels()
         if handles:
             fig.legend(handles, labels, loc="outside lower center", ncols=2)
+    return fig
+
+
+# --- execution timeline --------------------------------------------------------------------
+
+REPLICA_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2",
+                   "#17becf", "#bcbd22", "#7f7f7f")  # fmt: skip
+API_STATE_COLOURS = {
+    "scheduled": "#d9d9d9",
+    "queued": "#fdd0a2",
+    "running": "#74c476",
+    "deferred": "#bcbddc",
+    "up_for_retry": "#fc9272",
+    "failed": "#d62728",
+    "success": "#c7e9c0",
+    "restarting": "#fdae6b",
+}
+OUTCOME_MARKS = {  # an execution's last word -> (marker, label)
+    "end": ("|", "ended (end)"),
+    "defer": (">", "deferred (defer)"),
+    "error": ("$!$", "raised (error)"),
+    None: ("x", "no last word (killed, or still running)"),
+}
+CONTEXT_REASONS = ("victim", "at fault", "during fault")  # why a row is shown, besides findings
+EXECUTION_FINDINGS = frozenset({"same_try_twice", "ended_twice", "overlap"})
+FINDING_MARKS = {  # kind -> (marker, colour, label) drawn on the API strip
+    "zombie_false_positive": ("X", "#d62728", "API reported the try failed (false positive)"),
+    "stuck": ("s", "#ff7f0e", "stuck queued/running"),
+    "running_to_queued": ("<", "#e7298a", "state regression"),
+    "try_decreased": ("<", "#e7298a", "state regression"),
+    "try_jump": ("<", "#e7298a", "state regression"),
+    "lost_run": ("D", "#000000", "lost run"),
+}
+
+
+def _exec_id(e: Execution) -> tuple[object, ...]:
+    return (task_name(e.task), e.try_number, e.pid, e.hostname, e.start)
+
+
+def _cited_id(c: dict[str, object]) -> tuple[object, ...]:
+    return (c.get("task"), c.get("try_number"), c.get("pid"), c.get("hostname"), c.get("start"))
+
+
+@dataclass
+class TimelineRow:
+    """One task instance: its executions, API states, and why it is shown."""
+
+    key: TaskKey
+    label: str
+    why: list[str]
+    executions: list[Execution]
+    states: list[StateObservation]
+    states_until: float | None
+
+
+@dataclass
+class ExecutionTimeline:
+    """What :func:`execution_timeline_figure` draws; times are t_wall, ``t0`` the origin."""
+
+    rows: list[TimelineRow]
+    faults: list[FaultWindow]
+    t0: float
+    flagged: set[tuple[object, ...]] = field(default_factory=set)
+    marks: list[tuple[TaskKey, float, str, str]] = field(default_factory=list)
+    overlaps: list[tuple[TaskKey, float, float]] = field(default_factory=list)
+    omitted: int = 0
+    task_instances: int = 0
+    replicas: list[str] = field(default_factory=list)
+
+
+def _row_label(key: TaskKey) -> str:
+    dag, run, task, map_index = key
+    tail = run.rsplit("_", 1)[-1] if "_" in run else run
+    tail = tail if len(tail) <= 18 else "…" + tail[-17:]
+    name = f"{dag.removeprefix('ha_bench_')} {tail} {task}"
+    return name + (f"[{map_index}]" if map_index != -1 else "")
+
+
+def execution_timeline(
+    history_df: pd.DataFrame,
+    ledger_rows: list[dict[str, object]],
+    check: CheckResult | None = None,
+    *,
+    victim: dict[str, object] | None = None,
+    max_rows: int = 30,
+) -> ExecutionTimeline | None:
+    """The rows worth drawing: the victim's task instance, those with findings, those
+    running when a fault hit, then those running during a fault window — at most
+    ``max_rows`` (``omitted`` counts the rest). None without ledger executions."""
+    execs = executions(ledger_rows)
+    if not execs:
+        return None
+    by_task = executions_by_task(execs)
+    states = task_states(history_df)
+    faults = fault_windows(history_df)
+    keys = set(by_task) | set(states)
+    names = {task_name(k): k for k in keys}
+    why: dict[TaskKey, list[str]] = {}
+
+    def add(key: TaskKey | None, reason: str) -> None:
+        if key is not None and key in keys and reason not in why.setdefault(key, []):
+            why[key].append(reason)
+
+    if victim and victim.get("run_id") and victim.get("task_id"):
+        run_id, task_id = str(victim["run_id"]), str(victim["task_id"])
+        for k in keys:
+            if k[1] == run_id and k[2] == task_id:
+                add(k, "victim")
+    timeline = ExecutionTimeline([], faults, faults[0].start if faults else
+                                 min(e.start for e in execs))  # fmt: skip
+    findings = check.details.get("findings", []) if check is not None else []
+    for f in findings:
+        kind = str(f.get("kind"))
+        rows = [names.get(str(f.get("task")))] if f.get("task") else []
+        if kind == "lost_run":
+            rows = [k for k in keys if (k[0], k[1]) == (f.get("dag_id"), f.get("run_id"))]
+        for k in rows:
+            add(k, kind)
+        for c in f.get("executions", []) or []:
+            if kind in EXECUTION_FINDINGS:
+                timeline.flagged.add(_cited_id(c))
+        if kind == "overlap" and rows and rows[0] is not None:
+            timeline.overlaps.append((rows[0], float(f["from"]), float(f["until"])))
+        mark = FINDING_MARKS.get(kind)
+        at = {"zombie_false_positive": f.get("reported_at"), "stuck": f.get("since"),
+              "lost_run": f.get("run_state_at")}.get(kind)  # fmt: skip
+        if kind in ("running_to_queued", "try_decreased", "try_jump"):
+            at = (f.get("after") or {}).get("t_wall")
+        if mark is not None and at is not None:
+            for k in rows:
+                if k is not None:
+                    timeline.marks.append((k, float(at), kind, mark[2]))
+    for w in faults:
+        for k, group in by_task.items():
+            if any(e.start <= w.start <= e.last_alive for e in group):
+                add(k, "at fault")
+    for w in faults:
+        for k, group in by_task.items():
+            if "at fault" not in why.get(k, []) and any(
+                e.start <= w.end and e.last_alive >= w.start for e in group
+            ):
+                add(k, "during fault")
+    chosen = list(why)[:max_rows]
+    timeline.omitted = len(why) - len(chosen)
+    timeline.task_instances = len(keys)
+    run_end = run_observed_until(history_df)
+    end_all = observed_until(history_df)
+    first = {k: min([e.start for e in by_task.get(k, [])] +
+                    [o.t_wall for o in states.get(k, [])]) for k in chosen}  # fmt: skip
+    for k in sorted(chosen, key=lambda k: (first[k], k)):
+        row = TimelineRow(k, _row_label(k), why[k], by_task.get(k, []), states.get(k, []),
+                          run_end.get(k[:2], end_all))  # fmt: skip
+        timeline.rows.append(row)
+    timeline.replicas = sorted({str(e.replica) for r in timeline.rows for e in r.executions})
+    return timeline
+
+
+def _lanes(group: list[Execution]) -> list[int]:
+    """A lane per execution so that executions alive at the same time do not overdraw."""
+    ends: list[float] = []
+    out = []
+    for e in group:
+        lane = next((i for i, end in enumerate(ends) if end < e.start), None)
+        if lane is None:
+            ends.append(e.last_alive)
+            lane = len(ends) - 1
+        else:
+            ends[lane] = e.last_alive
+        out.append(lane)
+    return out
+
+
+def execution_timeline_figure(timeline: ExecutionTimeline, *, title: str = "") -> Figure:
+    """Per task instance (rows) its executions as bars coloured by worker replica (try
+    number inside; the end marker says how each ended; a faded tail: it may have lived up
+    to one heartbeat interval past its last row), the API-reported states as a thin strip
+    beneath, fault windows shaded, and findings marked: a red outline for duplicated or
+    overlapping executions (their common time hatched red), symbols for the others."""
+    import matplotlib
+
+    t0 = timeline.t0
+    colours = {r: REPLICA_COLOURS[i % len(REPLICA_COLOURS)]
+               for i, r in enumerate(timeline.replicas)}  # fmt: skip
+    n = max(len(timeline.rows), 1)
+    with matplotlib.rc_context(RC):
+        fig = _figure(12.5, 0.42 * n + 2.0)
+        ax = fig.subplots()
+        lo, hi = math.inf, -math.inf
+        for w in timeline.faults:
+            ax.axvspan(w.start - t0, w.end - t0, color="#d62728", alpha=0.10, linewidth=0,
+                       zorder=0)  # fmt: skip
+            ax.annotate(w.label + (" (held to the undo)" if w.held else ""), (w.start - t0, 0.0),
+                        xycoords=("data", "axes fraction"), xytext=(2, 2),
+                        textcoords="offset points", fontsize=8, color="#d62728",
+                        va="bottom", zorder=8)  # fmt: skip
+            lo, hi = min(lo, w.start - t0), max(hi, w.end - t0)
+        seen_states: set[str] = set()
+        seen_outcomes: set[str | None] = set()
+        index = {r.key: i for i, r in enumerate(timeline.rows)}
+        for row, r in enumerate(timeline.rows):
+            ax.axhline(row, color="#f2f2f2", linewidth=14, zorder=0)
+            lanes = _lanes(r.executions)
+            n_lanes = max(lanes, default=0) + 1
+            height = 0.5 / n_lanes
+            for e, lane in zip(r.executions, lanes, strict=True):
+                y = row - 0.33 + lane * height
+                start, alive = e.start - t0, e.last_alive - t0
+                flagged = _exec_id(e) in timeline.flagged
+                colour = colours.get(str(e.replica), "#7f7f7f")
+                edge = {"edgecolors": "#d62728", "linewidth": 2.2} if flagged else {}
+                quiet = [(a - t0, b - t0) for a, b in e.silences()]
+                cuts = [start, *[x for gap in quiet for x in gap], alive]
+                pieces = [(a, max(b - a, 0.05)) for a, b in zip(cuts[::2], cuts[1::2], strict=True)]
+                ax.broken_barh(pieces, (y, height * 0.9), facecolors=colour, alpha=0.85,
+                               zorder=3)  # fmt: skip
+                for a, b in quiet:
+                    ax.plot([a, b], [y + height * 0.45] * 2, color=colour, linewidth=1.2,
+                            linestyle=":", zorder=3)  # fmt: skip
+                if flagged:
+                    ax.broken_barh([(start, max(alive - start, 0.05))], (y, height * 0.9),
+                                   facecolors="none", zorder=4, **edge)  # fmt: skip
+                if e.outcome is None and e.heartbeat_s:
+                    ax.broken_barh([(alive, e.heartbeat_s)], (y, height * 0.9),
+                                   facecolors=colour, alpha=0.25, zorder=2,
+                                   linestyle="--", edgecolors=colour)  # fmt: skip
+                marker, _ = OUTCOME_MARKS.get(e.outcome, OUTCOME_MARKS[None])
+                seen_outcomes.add(e.outcome if e.outcome in OUTCOME_MARKS else None)
+                ax.scatter([alive], [y + height * 0.45], marker=marker, color="#000000",
+                           s=40 if marker != "|" else 70, zorder=5, linewidths=1.4)  # fmt: skip
+                label = f"#{e.try_number}" + (f" pid {e.pid}" if n_lanes > 1 or flagged else "")
+                ax.text(start, y + height * 0.45, f" {label}", fontsize=7, va="center",
+                        color="#ffffff", zorder=6, clip_on=True)  # fmt: skip
+                lo, hi = min(lo, start), max(hi, alive + (e.heartbeat_s or 0))
+            for i, o in enumerate(r.states):
+                end = r.states[i + 1].t_wall if i + 1 < len(r.states) else r.states_until
+                if o.state is None or end is None:
+                    continue
+                seen_states.add(o.state)
+                ax.broken_barh([(o.t_wall - t0, max(end - o.t_wall, 0.05))], (row + 0.22, 0.12),
+                               facecolors=API_STATE_COLOURS.get(o.state, "#969696"),
+                               zorder=2)  # fmt: skip
+                lo, hi = min(lo, o.t_wall - t0), max(hi, end - t0)
+            found = [w for w in r.why if w not in CONTEXT_REASONS]
+            context = [w for w in r.why if w in CONTEXT_REASONS]
+            _label_row(ax, row, "; ".join(filter(None, [", ".join(found), ", ".join(context)])),
+                       color="#d62728" if found else "#555555")  # fmt: skip
+        for key, start, until in timeline.overlaps:
+            if key in index:
+                ax.broken_barh([(start - t0, max(until - start, 0.05))], (index[key] - 0.36, 0.56),
+                               facecolors="none", edgecolors="#d62728", hatch="///",
+                               linewidth=0, zorder=4)  # fmt: skip
+        seen_marks: dict[str, Line2D] = {}
+        for key, t, kind, label in timeline.marks:
+            if key not in index:
+                continue
+            marker, colour, _ = FINDING_MARKS[kind]
+            ax.scatter([t - t0], [index[key] + 0.28], marker=marker, color=colour, s=46,
+                       zorder=7, edgecolors="#000000", linewidths=0.5)  # fmt: skip
+            seen_marks.setdefault(label, Line2D([], [], marker=marker, color=colour,
+                                                linestyle="", label=label))  # fmt: skip
+        ax.set_yticks(range(len(timeline.rows)), [r.label for r in timeline.rows])
+        ax.set_ylim(n - 0.5, -0.5)
+        if math.isfinite(lo) and math.isfinite(hi):
+            pad = max(0.03 * (hi - lo), 0.5)
+            ax.set_xlim(lo - pad, hi + pad)
+        ax.set_xlabel("time since the fault (s)" if timeline.faults
+                      else "time since the first execution (s)")  # fmt: skip
+        ax.grid(axis="x", color="#dddddd", linewidth=0.6)
+        handles: list[Patch | Line2D] = [Patch(color=colours[r], label=r)
+                                         for r in timeline.replicas]  # fmt: skip
+        handles.append(Line2D([], [], color="#555555", linestyle=":",
+                              label="silent (no heartbeat for > 1.5 intervals)"))  # fmt: skip
+        handles += [Line2D([], [], marker=OUTCOME_MARKS[o][0], color="#000000", linestyle="",
+                           label=OUTCOME_MARKS[o][1])
+                    for o in OUTCOME_MARKS if o in seen_outcomes]  # fmt: skip
+        handles += [Patch(color=API_STATE_COLOURS.get(s, "#969696"), label=f"API: {s}")
+                    for s in API_STATE_COLOURS if s in seen_states]  # fmt: skip
+        if timeline.faults:
+            handles.append(Patch(color="#d62728", alpha=0.10, label="fault in effect"))
+        if timeline.flagged:
+            handles.append(Patch(facecolor="none", edgecolor="#d62728", linewidth=2,
+                                 label="duplicated / overlapping"))  # fmt: skip
+        handles += list(seen_marks.values())
+        fig.legend(handles=handles, loc="outside lower center", ncols=4, fontsize=7)
+        more = f" ({timeline.omitted} more not shown)" if timeline.omitted else ""
+        shown = f"{len(timeline.rows)} of {timeline.task_instances} task instances{more}"
+        head = f"{title} — " if title else ""
+        ax.set_title(f"{head}executions per task instance: {shown}", loc="left")
     return fig
 
 

@@ -3,9 +3,10 @@
 :func:`write_run_report` works on a run directory (several experiment variants) or on a
 single experiment directory. It writes, next to the data:
 
-- ``figures/*.png`` and ``figures/*.svg``: per repetition the recovery curve, and per run
-  the repetitions (downtime, recovery with medians and confidence intervals) and the
-  latency per phase;
+- ``figures/*.png`` and ``figures/*.svg``: per repetition the recovery curve and, where
+  the repetition kept its side-effect ledger, its execution timeline (task executions per
+  task instance with the task-history checkers' findings); per run the repetitions
+  (downtime, recovery with medians and confidence intervals) and the latency per phase;
 - ``report.md`` (links the PNGs) and ``report.html`` (PNGs embedded as data URIs, so it
   opens from disk or as an e-mail attachment);
 - for a run directory, ``summary.json``: an index of its experiments.
@@ -116,6 +117,7 @@ class ExperimentSection:
     description: str | None
     repetitions: list[str]  # one line per repetition
     curves: list[Curve]
+    timelines: list[Curve] = field(default_factory=list)  # repetitions with a ledger
 
 
 @dataclass
@@ -136,7 +138,8 @@ class Report:
     phases_note: str = PHASES_NOTE
 
     def figures(self) -> list[Figure]:
-        curves = [c.figure for e in self.experiments for c in e.curves if c.figure]
+        curves = [c.figure for e in self.experiments for c in [*e.curves, *e.timelines]
+                  if c.figure]  # fmt: skip
         return [self.repetitions_figure, self.phase_figure, *curves]
 
 
@@ -490,14 +493,63 @@ def _curve(v: Variant, r: Repetition, out: Path) -> Curve:
     return Curve(figure=_figure(out, png, svg, caption))
 
 
+TIMELINE_FINDINGS = 3  # findings named in a timeline's note
+
+
+def _timeline(v: Variant, r: Repetition, out: Path) -> Curve | None:
+    """The execution timeline of one repetition, if it kept a ledger and a history; the
+    note gives the task-history checkers' verdict and first findings."""
+    from harness.check.checkers import check_repetition, finding_line
+    from harness.check.history import victim
+    from harness.core.ledger import parse_ledger
+    from harness.report.plots import execution_timeline, execution_timeline_figure, save_figure
+
+    ledger_path = r.dir / "ledger.jsonl"
+    if not ledger_path.exists() or not r.has_history:
+        return None
+    try:
+        df = r.history()
+        rows = parse_ledger(ledger_path.read_bytes(), source=str(ledger_path))
+    except (OSError, ValueError):
+        return None  # the recovery curve above already says the history is unreadable
+    definition = v.summary.get("experiment_definition") or {}
+    expect = {k: bool(definition.get(k)) for k in ("expect_lost", "expect_duplicates")}
+    check = check_repetition(df, rows, **expect)
+    timeline = execution_timeline(df, rows, check, victim=victim(df) or r.figures.get("victim"))
+    if timeline is None:
+        return None
+    verdict = {True: "valid", False: "invalid", None: "unknown"}[check.valid]
+    findings = check.details.get("findings", [])
+    named = "; ".join(f"`{finding_line(f)}`" for f in findings[:TIMELINE_FINDINGS])
+    extra = len(findings) - TIMELINE_FINDINGS
+    more = f" (+{extra} more)" if extra > 0 else ""
+    note = (
+        f"Repetition {r.number}, task history (ledger and API states, `ha-bench check`): "
+        f"**{verdict}**, {len(findings)} finding(s)" + (f": {named}{more}" if named else ".")
+    )
+    stem = f"{v.name}-rep-{r.number}-executions"
+    caption = (
+        f"Execution timeline of {v.name}, repetition {r.number}: per task instance its "
+        "executions (bars coloured by worker replica, dotted where no heartbeat was written, "
+        "the end marker says how each ended), the API-reported states beneath, fault windows "
+        "shaded, findings marked (red outline: duplicated or overlapping executions)"
+    )
+    title = f"{v.name} — repetition {r.number}: {verdict}"
+    png, svg = save_figure(execution_timeline_figure(timeline, title=title),
+                           out / FIGURES_DIR, stem)  # fmt: skip
+    return Curve(note, _figure(out, png, svg, caption))
+
+
 def _experiment_sections(run: Run, out: Path) -> Iterator[ExperimentSection]:
     for v in run.variants:
         description = (v.summary.get("experiment_definition") or {}).get("description")
+        timelines = [_timeline(v, r, out) for r in v.repetitions]
         yield ExperimentSection(
             v.name,
             str(description) if description else None,
             [_repetition_line(r) for r in v.repetitions],
             [_curve(v, r, out) for r in v.repetitions],
+            [t for t in timelines if t is not None],
         )
 
 
@@ -512,7 +564,8 @@ def _intro(run: Run) -> str:
         f"{len(run.variants)} experiment(s)"
         + (f", measured from {started:%Y-%m-%d %H:%M} UTC" if started else "")
         + f"; Airflow {', '.join(versions)}. Sections: overview, setup, SLO verdicts, "
-        "latency per phase, recovery curves per experiment and repetition."
+        "latency per phase, recovery curves per experiment and repetition (with execution "
+        "timelines where a repetition kept its ledger)."
     )
 
 

@@ -165,6 +165,9 @@ def synthesized_repetition() -> Synth:
     s.marker(13.9, "fault_start", {"offset_s": 1.0, "seed": 0})
     s.fault(14.0, 14.05, "pause", "worker-0", 1)
     s.fault(22.0, 22.05, "resume", "worker-0", 2)
+    for k in range(190):  # LB probes every 0.2 s, all answered (the pause hits a worker)
+        s.event(0.2 * k, "probe", "prober", target="lb", endpoint="/api/v2/version", ok=True,
+                outcome="ok", status=200, latency_s=0.004 + 0.001 * (k % 3))  # fmt: skip
     s.marker(30.0, "recovered")
     s.marker(36.0, "run_end")
     s.event(38.0, "workload", event="drain", phase="ok", outstanding=0, detail=[])
