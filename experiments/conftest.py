@@ -88,7 +88,7 @@ def repeat(request: pytest.FixtureRequest) -> int:
     value = request.config.getoption("--repeat")
     if value is not None:
         return value
-    return 5 if request.config.getoption("--profile") == "full" else 1
+    return 6 if request.config.getoption("--profile") == "full" else 1
 
 
 @pytest.fixture(scope="session")

@@ -59,7 +59,7 @@ def _wait_for_fault(out: Path, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         history = out / "rep-1" / "history" / "cluster.jsonl"
-        if history.exists() and '"type": "fault"' in history.read_text():
+        if history.exists() and '"type":"fault"' in history.read_text():
             return
         time.sleep(0.2)
     raise AssertionError("the fault never happened")
