@@ -1,1 +1,4 @@
-"""Checkers over a history: task executions, hypotheses (SLOs). Imports only :mod:`harness.core`."""
+"""Checkers over a history: task executions (``executions``: the ledger checker the runner
+calls; ``history``: execution intervals and API state sequences; ``checkers``: composable
+checkers and ``check_repetition``; ``offline``: ``ha-bench check``), hypotheses (SLOs).
+Imports only :mod:`harness.core`."""

@@ -475,7 +475,8 @@ def check_repetition(
     """Every checker over one repetition, composed: invalid if any is, else unknown if any
     is, else valid (``valid``/``problems`` mean what :func:`check_executions`' do).
 
-    ``details``: each checker's details under its name (:data:`CHECKS`); at the top level
+    ``details``: each checker's details under its name (:data:`CHECKS`; its findings
+    counted there as ``count``, listed once at the top level); at the top level
     the counts (``lost_runs``, ``duplicate_starts``, ``duplicate_ends``, ``stuck_runs``,
     ``overlapping_executions``, ``zombie_false_positives``, ``stuck_task_instances``,
     ``state_regressions`` ...), ``ledger_rows``, ``ledger_executions`` (how many the ledger holds)
@@ -496,6 +497,8 @@ def check_repetition(
         check_state_regressions(history_df, ledger_rows, execs=execs, states=states),
     ]  # fmt: skip
     composed = compose(results, name="repetition")
+    for details in composed.details.values():  # the findings once, at the top level
+        details.pop("findings", None)
     top: dict[str, Any] = {}
     for r in results:
         for key in TOP_LEVEL.get(r.name, ()):
