@@ -294,3 +294,13 @@ def test_synthesized_repetition_is_valid_and_a_planted_overlap_is_found() -> Non
                for x in lines)  # fmt: skip
     expected = check_repetition(s.frame(), s.ledger, expect_duplicates=True)
     assert expected.valid is True and len(expected.details["findings"]) == 3
+
+
+def test_fault_windows_kill_and_an_unfinished_hold() -> None:
+    s = Synth()
+    s.fault(1.0, 1.2, "kill", "worker-0", 1)
+    s.fault(5.0, 5.1, "stop_service", "postgres", 2)  # never started again
+    s.marker(20.0, "run_end")
+    kill, stop = fault_windows(s.frame())
+    assert (kill.op, kill.start, kill.end, kill.held) == ("kill", T0 + 1.0, T0 + 1.2, False)
+    assert (stop.label, stop.end, stop.held) == ("stop_service postgres", T0 + 20.0, True)
