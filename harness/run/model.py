@@ -115,6 +115,9 @@ class Experiment(BaseModel):
     drain_timeout_s: float = Field(45.0, ge=0)
     expect_lost: bool = False
     expect_duplicates: bool = False
+    stuck_after_s: float = Field(
+        120.0, gt=0, description="a task instance queued or running longer is stuck"
+    )
     lb_endpoints: tuple[str, ...] = Field((LIVENESS,), min_length=1)
     victim_dag: str | None = None
     victim_conf: dict[str, Any] = Field(default_factory=dict)

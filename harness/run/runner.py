@@ -24,7 +24,7 @@ import pandas as pd
 
 from harness import __version__
 from harness.analysis.figures import analyse_repetition
-from harness.check.executions import check_executions
+from harness.check.checkers import check_repetition
 from harness.check.hypothesis import evaluate, unknown_gates
 from harness.core.airflow_api import HEALTH, LIVENESS, TERMINAL_RUN_STATES
 from harness.core.errors import HarnessError
@@ -149,9 +149,11 @@ def _faults(experiment: Experiment, cluster: Cluster, writer: HistoryWriter,
 def execution_figures(
     history: pd.DataFrame, ledger: list[dict[str, Any]], experiment: Experiment
 ) -> dict[str, Any]:
-    """The ledger checker's verdict on the repetition, as a figure."""
-    check = check_executions(history, ledger, expect_lost=experiment.expect_lost,
-                             expect_duplicates=experiment.expect_duplicates)  # fmt: skip
+    """Every execution checker's verdict on the repetition (lost, duplicated, overlapping,
+    zombie false positives, stuck, state regressions), composed, as a figure."""
+    check = check_repetition(history, ledger, expect_lost=experiment.expect_lost,
+                             expect_duplicates=experiment.expect_duplicates,
+                             stuck_after_s=experiment.stuck_after_s)  # fmt: skip
     details = json.loads(json.dumps(check.details, default=str))
     return {"valid": check.valid, "problems": check.problems, **details}
 
