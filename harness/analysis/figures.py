@@ -141,7 +141,7 @@ def analyse_repetition(
     fault_mono = timeline.fault_mono
     lb = _split_at(outages.outage_windows(df, target="lb", endpoint=LIVENESS,
                                           run_end_mono=run_end), fault_mono)[0]  # fmt: skip
-    targets = [f["target"] for f in faults]
+    targets = [f["target"] for f in faults if f.get("op") != "none"]
     rec, recovered = anchored_recovery(df, timeline, censor, replica=targets[0] if targets
                                        else None, detect_window_s=detect_window_s,
                                        run_end=run_end)  # fmt: skip

@@ -73,6 +73,7 @@ def fault_problems(df: pd.DataFrame, timeline: Timeline, targets: list[str]) -> 
     faults = df[df["type"] == "fault"]
     if faults.empty:
         return ["no fault was injected"]
+    faults = faults[col(faults, "op") != "none"]  # a marker, nothing to confirm
     out = [f"fault {r['op']} {r['target']} failed: {r.get('detail')}"
            for r in faults[col(faults, "phase") == "fail"].to_dict("records")]  # fmt: skip
     life = df[(df["type"] == "lifecycle") & (df["t_mono"] >= timeline.fault_mono)]

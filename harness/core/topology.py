@@ -70,6 +70,11 @@ class Topology(BaseModel):
     airflow_config: dict[str, str] = Field(
         default_factory=dict, description="'section.key' -> value, applied to every component"
     )
+    replica_airflow_config: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="replica -> {'section.key': value}: one replica configured apart from "
+        "the rest (e.g. a different [api_auth] jwt_secret on one api-server)",
+    )
     restart: RestartPolicy = RestartPolicy()
     readiness: Probe = Probe()
     liveness: Probe = Probe(period_s=10.0, timeout_s=5.0, failure_threshold=5, initial_delay_s=15)
@@ -101,6 +106,13 @@ class Topology(BaseModel):
             out[str(key)] = str(value).lower() if isinstance(value, bool) else str(value)
         return out
 
+    @field_validator("replica_airflow_config", mode="before")
+    @classmethod
+    def _replica_config(cls, v: Any) -> dict[str, dict[str, str]]:
+        if not isinstance(v, dict):
+            raise ValueError("replica_airflow_config must map a replica to its overrides")
+        return {str(r): cls._config(c) for r, c in v.items()}
+
     def replicas(self, component: str) -> int:
         """How many replicas of ``component`` (one of :data:`COMPONENTS`)."""
         return {
@@ -119,11 +131,13 @@ class Topology(BaseModel):
         data.update(changes)
         return validate_topology(data, source="overrides")
 
-    def airflow_env(self) -> dict[str, str]:
-        """The config overrides as ``AIRFLOW__SECTION__KEY`` environment variables."""
+    def airflow_env(self, replica: str | None = None) -> dict[str, str]:
+        """The config overrides as ``AIRFLOW__SECTION__KEY`` environment variables (with
+        ``replica``'s own on top)."""
+        config = {**self.airflow_config, **self.replica_airflow_config.get(replica or "", {})}
         return {
             f"AIRFLOW__{k.split('.')[0].upper()}__{k.split('.')[1].upper()}": v
-            for k, v in self.airflow_config.items()
+            for k, v in config.items()
         }
 
 

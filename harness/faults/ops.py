@@ -14,7 +14,7 @@ import time
 from typing import Any, Protocol
 
 from harness.core.errors import HarnessError
-from harness.platform.base import Cluster
+from harness.platform.base import Cluster, record_fault
 
 UNDO = {"pause": "resume", "stop_service": "start_service"}
 
@@ -47,6 +47,8 @@ def inject(
     fault: FaultLike, cluster: Cluster, victim: dict[str, Any] | None = None
 ) -> list[dict[str, Any]]:
     """Run the fault on each target; returns the ``ok`` fault events (times of effect)."""
+    if fault.op == "none":  # the configuration is the fault: a marker on the timeline
+        return [record_fault(cluster.bus, "none", fault.target, lambda: {"injected": None})]
     nemesis = cluster.nemesis
     done = []
     for target in targets(fault, cluster, victim):

@@ -223,7 +223,8 @@ class ExperimentSpec:
                 f"{self.source}: with {values}: {lines[0]}"
                 + (f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""),
                 fix=f"check the parameters you set (`ha-bench list`): {overrides}"
-                if overrides else f"run `ha-bench validate {self.source}`",
+                if overrides
+                else f"run `ha-bench validate {self.source}`",
             ) from None
         if config:
             topology = dict(experiment.topology)

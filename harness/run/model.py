@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from harness.check.hypothesis import Hypothesis
 from harness.core.airflow_api import LIVENESS
 
-FaultOp = Literal["kill", "force_delete", "terminate", "pause", "stop_service", "evict"]
+FaultOp = Literal["none", "kill", "force_delete", "terminate", "pause", "stop_service", "evict"]
 
 
 class Fault(BaseModel):
@@ -76,6 +76,18 @@ class Schedule(BaseModel):
     hold_s: tuple[float, float] = (3.0, 10.0)
 
 
+class Reproducer(BaseModel):
+    """The known Airflow HA bug an experiment reproduces, and what a run should show if the
+    version under test still has it. A reproducer that does not reproduce is a finding too."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    issue: str = Field(description="e.g. apache/airflow#58570")
+    title: str
+    versions_reported: str
+    reproduced_when: str = Field(description="the hypothesis label refuted when it reproduces")
+
+
 class Experiment(BaseModel):
     """An experiment as data.
 
@@ -123,6 +135,7 @@ class Experiment(BaseModel):
     victim_conf: dict[str, Any] = Field(default_factory=dict)
     victim_wait_s: float = Field(3.0, ge=0)
     victim_timeout_s: float = Field(120.0, gt=0)
+    reproduces: Reproducer | None = None
     trigger: Trigger | None = None
     schedule: Schedule | None = Field(None, description="a soak: a seeded mix of faults")
     params: dict[str, Any] = Field(default_factory=dict)

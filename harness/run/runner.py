@@ -202,8 +202,8 @@ def run_repetition(
             time.sleep(experiment.baseline_s + (0.0 if experiment.trigger else offset))
         writer.append("marker", name="fault_start", detail={"offset_s": offset, "seed": seed})
         faults = _faults(experiment, cluster, writer, victim, seed)
-        hit = sorted({f["target"] for f in faults})
-        if not hit and experiment.fault is not None:
+        hit = sorted({f["target"] for f in faults if f["op"] != "none"})
+        if not hit and experiment.fault is not None and experiment.fault.op != "none":
             hit = fault_targets(experiment.fault, cluster, victim)
         recovered = _wait_recovered(cluster, hit,
                                     time.monotonic() + experiment.recover_timeout_s)  # fmt: skip
@@ -241,11 +241,25 @@ def run_repetition(
                                  load_users=experiment.load_users,
                                  soak=experiment.schedule is not None)  # fmt: skip
     figures["executions"] = execution_figures(history, ledger, experiment)
+    figures.update(execution_counts(figures["executions"]))
     figures.update(seed=seed, repetition=repetition, fault_offset_s=offset,
                    recovered=recovered, drained=drained, restarts_before=restarts)  # fmt: skip
     figures["invalid_reasons"] += unknown_gates(experiment.hypotheses, figures)
     figures["valid"] = not figures["invalid_reasons"]
     return figures
+
+
+EXECUTION_COUNTS = ("lost_runs", "overlapping_executions", "zombie_false_positives",
+                    "stuck_task_instances", "state_regressions")  # fmt: skip
+
+
+def execution_counts(executions: dict[str, Any]) -> dict[str, Any]:
+    """The checkers' counts as figures hypotheses can name (``duplicated_executions``: the
+    same try started twice plus a task ended more than once)."""
+    out = {k: executions.get(k) for k in EXECUTION_COUNTS}
+    starts, ends = executions.get("duplicate_starts"), executions.get("duplicate_ends")
+    out["duplicated_executions"] = None if starts is None else starts + (ends or 0)
+    return out
 
 
 def summarize(

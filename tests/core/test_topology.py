@@ -59,3 +59,15 @@ def test_with_overrides_merges_config():
     t2 = t.with_overrides(api_servers=1, airflow_config={"scheduler.x_y": "1"})
     assert t2.api_servers == 1
     assert t2.airflow_config == {"core.parallelism": "8", "scheduler.x_y": "1"}
+
+
+def test_one_replica_can_be_configured_apart():
+    from harness.core.topology import Topology
+
+    t = Topology(replica_airflow_config={"api-server-1": {"api_auth.jwt_secret": "other"}},
+                 airflow_config={"core.parallelism": "8"})  # fmt: skip
+    assert t.airflow_env("api-server-1") == {"AIRFLOW__CORE__PARALLELISM": "8",
+                                             "AIRFLOW__API_AUTH__JWT_SECRET": "other"}  # fmt: skip
+    assert t.airflow_env("api-server-0") == {"AIRFLOW__CORE__PARALLELISM": "8"}
+    with pytest.raises(ValueError, match=r"section\.key"):
+        Topology(replica_airflow_config={"api-server-1": {"nodot": "x"}})

@@ -54,3 +54,27 @@ def test_summary_metadata_says_where_the_numbers_came_from():
     meta = summary["metadata"]
     assert meta["platform"] == "local" and "git_commit" in meta and "git_dirty" in meta
     assert {"kernel_release", "cpu_model", "cpus"} <= set(meta["machine"])
+
+
+def test_execution_counts_become_figures_hypotheses_can_name():
+    from harness.run.runner import execution_counts
+
+    counts = execution_counts({"lost_runs": 0, "duplicate_starts": 1, "duplicate_ends": 2,
+                               "overlapping_executions": 1, "state_regressions": 0})  # fmt: skip
+    assert counts["duplicated_executions"] == 3 and counts["overlapping_executions"] == 1
+    assert counts["stuck_task_instances"] is None  # not reported: not measured
+    assert execution_counts({})["duplicated_executions"] is None
+
+
+def test_every_reproducer_names_its_issue_and_the_hypothesis_it_refutes():
+    from harness.run.catalogue import catalogue
+
+    repros = [s for n, s in catalogue().items() if n.startswith("repro-")]
+    assert len(repros) >= 4
+    for spec in repros:
+        exp = spec.build()
+        assert exp.reproduces is not None and exp.reproduces.issue.startswith("apache/airflow#")
+        labels = {h.label for h in exp.hypotheses}
+        assert exp.reproduces.reproduced_when in labels, (spec.name, labels)
+        assert not next(h for h in exp.hypotheses
+                        if h.label == exp.reproduces.reproduced_when).gate  # fmt: skip

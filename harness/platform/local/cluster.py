@@ -341,6 +341,8 @@ class LocalCluster(StartStopContext):
         kw.setdefault("readiness_probe", self.topology.readiness)
         env = {**kw.pop("env", dict(os.environ)), CLUSTER_VAR: self.cluster_id,
                "HA_BENCH_REPLICA": name}  # fmt: skip
+        if name in self.topology.replica_airflow_config:  # one replica configured apart
+            env.update(self.topology.airflow_env(name))
         return ReplicaSpec(
             registry=self.data_dir / SESSIONS_FILE if self.data_dir else None,
             name=name,

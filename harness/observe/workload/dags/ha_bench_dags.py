@@ -8,7 +8,10 @@ checker can tell lost from duplicated executions and knows when an execution kil
 mid-task was last alive. The deferred wait writes ``start`` and ``defer`` before deferring,
 then ``resume`` and ``end`` when resumed. The row format is documented in
 :mod:`harness.core.ledger` (the authoritative list).
-Runtime knob: the ``sleep_s`` param (per run, via ``conf``). Parse-time knobs (environment
+DAGs: ``ha_bench_short`` (two tasks), ``ha_bench_long`` (one long task),
+``ha_bench_deferrable`` (a deferred wait, then a task), ``ha_bench_branchy`` (a branch over
+six parallel tasks and a join). Runtime knob: the ``sleep_s`` param (per run, via
+``conf``). Parse-time knobs (environment
 of the dag-processor): ``HA_BENCH_RETRIES`` and ``HA_BENCH_RETRY_DELAY_S`` (default: Airflow's
 ``[core] default_task_retries`` / ``default_task_retry_delay``),
 ``HA_BENCH_DEFER_S`` (10), ``HA_BENCH_MAX_ACTIVE_RUNS`` (16).
@@ -22,6 +25,7 @@ import os
 import socket
 import threading
 import time
+import zlib
 from datetime import timedelta
 from typing import Any
 
@@ -236,6 +240,39 @@ def ha_bench_deferrable() -> None:
     wait >> after_wait()
 
 
+BRANCHES = 6
+
+
+@dag(dag_id="ha_bench_branchy", params=_params(0.5), **_COMMON)
+def ha_bench_branchy() -> None:
+    """A branch choosing half of ``BRANCHES`` short parallel tasks, skipping the rest, then
+    a join: many task instances change state at once (scheduler races, #57618, #59378)."""
+
+    @task.branch
+    def choose() -> list[str]:
+        ledger("start")
+        run_id = get_current_context()["ti"].run_id
+        bits = zlib.crc32(run_id.encode())  # the same branches for a run, in any process
+        picked = [f"branch_{i}" for i in range(BRANCHES) if (bits >> i) & 1]
+        ledger("end")
+        return picked or ["branch_0"]
+
+    @task(trigger_rule="none_failed_min_one_success")
+    def join() -> None:
+        _work()
+
+    branches = []
+    for i in range(BRANCHES):
+
+        @task(task_id=f"branch_{i}")
+        def branch() -> None:
+            _work()
+
+        branches.append(branch())
+    choose() >> branches >> join()
+
+
 ha_bench_short()
 ha_bench_long()
 ha_bench_deferrable()
+ha_bench_branchy()
