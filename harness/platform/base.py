@@ -14,7 +14,15 @@ from harness.core.errors import HarnessError
 from harness.core.events import EventBus
 from harness.core.topology import Topology
 
-FAULT_OPS = ("kill", "terminate", "pause", "resume", "stop_service", "start_service")
+FAULT_OPS = (
+    "kill",
+    "force_delete",
+    "terminate",
+    "pause",
+    "resume",
+    "stop_service",
+    "start_service",
+)
 
 
 @runtime_checkable
@@ -68,7 +76,12 @@ class Nemesis(Protocol):
     """Injects faults; each is recorded as ``fault`` events ``invoke`` then ``ok|fail|info``."""
 
     def kill(self, target: str) -> dict[str, Any]:
-        """Like a pod delete with grace 0: SIGKILL to every process of the replica."""
+        """SIGKILL to every process of the replica; then it is replaced (restarted)."""
+        ...
+
+    def force_delete(self, target: str) -> dict[str, Any]:
+        """Kubernetes: the pod object removed at once (grace 0), its containers stopped
+        gracefully by the kubelet; platforms without such objects refuse it."""
         ...
 
     def terminate(self, target: str, grace_s: float | None = None) -> dict[str, Any]:

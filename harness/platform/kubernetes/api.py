@@ -1,14 +1,17 @@
 """The only code that talks to the Kubernetes API: thin calls, plain-dict results.
 
 Every object in and out is the API's JSON shape (``metadata.name``, ``status.conditions``
-...), so all logic above this adapter is tested offline on recorded objects. API errors
-become :class:`KubeApiError` with the HTTP status. Callers go through
-:class:`~harness.platform.kubernetes.safety.GuardedApi`, never straight to this class.
+...), so all logic above this adapter is tested offline on objects of those shapes
+(synthetic fixtures in ``tests/data/k8s/synthetic/``; what the nightly records from a live
+cluster in ``tests/data/k8s/recorded/``). API errors become :class:`KubeApiError` with the
+HTTP status. Callers go through :class:`~harness.platform.kubernetes.safety.GuardedApi`,
+never straight to this class.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -18,6 +21,8 @@ from harness.core.errors import HarnessError
 from harness.platform.kubernetes.safety import allowed_contexts, require_allowed_context
 
 FIELD_MANAGER = "ha-bench"
+ERROR_CHANNEL = 3  # the exec websocket's status channel (kubernetes.stream.ws_client)
+_HANDSHAKE = re.compile(r"Handshake status (\d{3})")
 
 
 class KubeApiError(Exception):
@@ -56,6 +61,44 @@ def _errors(context: str) -> Iterator[None]:
         raise KubeApiError(None, "unreachable", f"context {context}: {exc}") from None
 
 
+def exec_status(text: str | bytes | None) -> tuple[int | None, str]:
+    """(exit code, message) of an exec from its status channel, a ``metav1.Status``.
+
+    ``Success`` is 0; a non-zero exit is ``Failure`` with reason ``NonZeroExitCode`` and
+    the code in ``details.causes[reason=ExitCode].message``. Anything else has no exit
+    code (None): a Failure without ``details`` (the container is gone, the runtime
+    failed), an empty channel (the connection closed before a status: e.g. the process
+    was killed with its container), or text that is not a Status. The client's own
+    ``returncode`` raises (KeyError, TypeError) on those.
+    """
+    raw = text.decode(errors="replace") if isinstance(text, bytes) else (text or "")
+    if not raw.strip():
+        return None, "no exit status (the exec stream closed without one)"
+    try:
+        status = json.loads(raw)
+    except ValueError:
+        return None, f"unreadable exec status: {raw.strip()[:200]}"
+    if not isinstance(status, dict):
+        return None, f"unreadable exec status: {raw.strip()[:200]}"
+    if status.get("status") == "Success":
+        return 0, ""
+    message = str(status.get("message") or status.get("reason") or "exec failed")
+    causes = (status.get("details") or {}).get("causes") or []
+    for cause in causes:
+        if isinstance(cause, dict) and cause.get("reason") == "ExitCode":
+            try:
+                return int(cause.get("message", "")), message
+            except ValueError:
+                break
+    return None, message
+
+
+def _handshake_status(reason: str) -> int | None:
+    """The HTTP status of a refused exec handshake (the client raises status 0)."""
+    match = _HANDSHAKE.search(reason)
+    return int(match.group(1)) if match else None
+
+
 class KubeApi:
     """The Kubernetes API of one kube context (checked against the allow-list first)."""
 
@@ -88,6 +131,7 @@ class KubeApi:
         self.apps = client.AppsV1Api(self._client)
         self.discovery = client.DiscoveryV1Api(self._client)
         self.policy = client.PolicyV1Api(self._client)
+        self.batch = client.BatchV1Api(self._client)
         self._version_api = client.VersionApi(self._client)
         self._exec_core = client.CoreV1Api(self._exec_client)
         self._dynamic_factory = lambda: dynamic.DynamicClient(self._client)
@@ -99,6 +143,9 @@ class KubeApi:
             "EndpointSlice": self.discovery.list_namespaced_endpoint_slice,
             "Deployment": self.apps.list_namespaced_deployment,
             "StatefulSet": self.apps.list_namespaced_stateful_set,
+            "Job": self.batch.list_namespaced_job,
+            "Event": self.core.list_namespaced_event,
+            "PersistentVolumeClaim": self.core.list_namespaced_persistent_volume_claim,
         }[kind]
 
     def server_version(self) -> str:
@@ -149,6 +196,45 @@ class KubeApi:
             )
             data = _json(resp)
         return list(data.get("items") or []), str(data["metadata"].get("resourceVersion", ""))
+
+    def list_cluster(self, kind: str, selector: str) -> list[dict[str, Any]]:
+        """Cluster-scoped objects (``Namespace``, ``Node``) matching ``selector``."""
+        fn = {"Namespace": self.core.list_namespace, "Node": self.core.list_node}[kind]
+        with _errors(self.context):
+            data = _json(
+                fn(
+                    label_selector=selector or None,
+                    _preload_content=False,
+                    _request_timeout=self._timeout,
+                )
+            )
+        return list(data.get("items") or [])
+
+    def pod_log(
+        self, namespace: str, name: str, container: str, *, previous: bool, limit_bytes: int
+    ) -> str | None:
+        """A container's log (``previous``: its last terminated instance, as ``kubectl logs
+        -p``), timestamped, at most ``limit_bytes``; None if there is none (HTTP 400/404)."""
+        try:
+            with _errors(self.context):
+                resp = self.core.read_namespaced_pod_log(
+                    name,
+                    namespace,
+                    container=container,
+                    previous=previous,
+                    timestamps=True,
+                    limit_bytes=limit_bytes,
+                    _preload_content=False,
+                    _request_timeout=self._timeout,
+                )
+                try:
+                    return bytes(resp.data).decode(errors="replace")
+                finally:
+                    resp.release_conn()
+        except KubeApiError as exc:
+            if exc.status in (400, 404):
+                return None
+            raise
 
     def watch(
         self, kind: str, namespace: str, selector: str, resource_version: str, timeout_s: int
@@ -251,29 +337,53 @@ class KubeApi:
     def exec(
         self, namespace: str, pod: str, container: str, command: list[str], timeout_s: float
     ) -> tuple[int | None, str, str]:
-        """Run ``command`` in a container: (exit code, None if unknown; stdout; stderr)."""
-        from kubernetes.stream import stream
+        """Run ``command`` in a container: (exit code, None if unknown; stdout; stderr).
 
-        with self._exec_lock, _errors(self.context):
-            ws = stream(
-                self._exec_core.connect_get_namespaced_pod_exec,
-                pod,
-                namespace,
-                command=command,
-                container=container,
-                stdin=False,
-                stdout=True,
-                stderr=True,
-                tty=False,
-                _preload_content=False,
-            )
+        The code comes from the status channel (:func:`exec_status`); when there is none
+        (the stream closed without a status, a failure without details, a timeout) the
+        code is None and the reason ends ``stderr`` as ``[exec: ...]``. A refused
+        handshake (the pod or container is gone) raises :class:`KubeApiError` with its
+        HTTP status."""
+        from kubernetes.client.exceptions import ApiException
+        from kubernetes.stream import stream
+        from websocket import WebSocketException
+
+        with self._exec_lock:
+            try:
+                with _errors(self.context):
+                    ws = stream(
+                        self._exec_core.connect_get_namespaced_pod_exec,
+                        pod,
+                        namespace,
+                        command=command,
+                        container=container,
+                        stdin=False,
+                        stdout=True,
+                        stderr=True,
+                        tty=False,
+                        _preload_content=False,
+                    )
+            except KubeApiError as exc:
+                if exc.status == 0:  # the client's code for a failed websocket handshake
+                    raise KubeApiError(
+                        _handshake_status(exc.reason), "exec refused", exc.reason[:300]
+                    ) from None
+                raise
             try:
                 ws.run_forever(timeout=timeout_s)
-                stdout, stderr = ws.read_stdout(timeout=1), ws.read_stderr(timeout=1)
-                code = ws.returncode
+                timed_out = ws.is_open()
+                stdout, stderr = ws.read_stdout(timeout=0), ws.read_stderr(timeout=0)
+                if timed_out:
+                    code, message = None, f"no exit within {timeout_s:g} s"
+                else:
+                    code, message = exec_status(ws.read_channel(ERROR_CHANNEL))
+            except (ApiException, WebSocketException, OSError) as exc:  # broke mid-way
+                stdout, stderr, code, message = "", "", None, f"exec stream failed: {exc}"
             finally:
                 ws.close()
-        return code, stdout, stderr
+        if code is None:
+            stderr = f"{stderr}[exec: {message}]"
+        return code, stdout or "", stderr or ""
 
     def delete_namespace(self, name: str) -> None:
         with _errors(self.context):

@@ -43,7 +43,9 @@ from harness.platform.kubernetes.events import (
     LifecycleTracker,
     WatchedState,
     expected_replicas,
+    watch_action,
 )
+from harness.platform.kubernetes.kind import KindNodeRuntime, kind_name_of
 from harness.platform.kubernetes.manifests import (
     DEFAULT_OVERLAY,
     NAMESPACE,
@@ -145,6 +147,8 @@ class KubernetesCluster(StartStopContext):
         bus: EventBus | None = None,
         log: Callable[[str], None] | None = None,
         api: safety.ApiAdapter | None = None,
+        kill_via: str = "auto",
+        runtime: Any = None,
     ) -> None:
         """Check the context against the allow-list (kind-*, $HA_BENCH_ALLOWED_CONTEXTS,
         ``allowed_contexts``); nothing talks to the cluster before :meth:`start`.
@@ -158,7 +162,9 @@ class KubernetesCluster(StartStopContext):
         directory kind maps to the node's /var/lib/ha-bench (else the ledger is read by
         exec in worker pods). ``keep_namespace``: owned, leave it in :meth:`stop`.
         ``forward_api_servers``: a port-forward per api-server replica. ``api``: an
-        adapter to use instead of :class:`KubeApi` (tests).
+        adapter to use instead of :class:`KubeApi` (tests). ``kill_via``: how ``kill``
+        SIGKILLs (``auto``: the node's runtime on kind, else exec; see the nemesis);
+        ``runtime``: a node runtime to use instead of kind's (tests).
         """
         if mode not in MODES:
             raise HarnessError(f"unknown mode {mode!r}", fix="use owned or existing")
@@ -203,6 +209,8 @@ class KubernetesCluster(StartStopContext):
             else self.topology.startup_timeout_s
         )
         self._api_arg = api
+        self.kill_via = kill_via
+        self._runtime = runtime
         self.api: GuardedApi | None = None
         self.state = WatchedState(LifecycleTracker(), emit=self._emit_lifecycle)
         self.workloads: dict[str, tuple[str, str]] = {}
@@ -252,9 +260,20 @@ class KubernetesCluster(StartStopContext):
             raise RuntimeError("cluster not started")
         if self._nemesis is None:
             self._nemesis = KubernetesNemesis(
-                self.api, self.state, self.bus, workloads=self.workloads
-            )
+                self.api, self.state, self.bus, workloads=self.workloads,
+                kill_via=self.kill_via, runtime=self._node_runtime(),
+            )  # fmt: skip
         return self._nemesis
+
+    def _node_runtime(self) -> Any:
+        """kind's node runtime for ``kill`` (a real SIGKILL of PID 1 too), unless exec only
+        or not kind; an injected ``runtime`` (tests) wins."""
+        if self._runtime is not None or self.kill_via == "exec":
+            return self._runtime
+        name = kind_name_of(self.context)
+        if name is None or self._api_arg is not None:  # not kind, or a fake adapter
+            return None
+        return KindNodeRuntime(name)
 
     def prepare_repetition(self) -> dict[str, int]:
         """Each replica's container restarts so far: the sum of ``restartCount`` over the
@@ -536,7 +555,8 @@ class KubernetesCluster(StartStopContext):
         on_event: Callable[[str, dict[str, Any]], Any],
         on_list: Callable[[list[dict[str, Any]]], Any],
     ) -> None:
-        """LIST, then WATCH from its resourceVersion; on expiry (410) or error, LIST again."""
+        """LIST, then WATCH from its resourceVersion; on expiry (an ERROR event, or HTTP
+        410 Gone) or an error, LIST again (see :func:`watch_action`)."""
         assert self.api is not None
         version: str | None = None
         failures = 0
@@ -551,14 +571,23 @@ class KubernetesCluster(StartStopContext):
                 for event_type, obj in stream:
                     if self._stopping.is_set():
                         return
-                    if event_type == "ERROR":
-                        version = None  # 410 Gone or worse: list again
+                    action, rv = watch_action(event_type, obj)
+                    if action == "relist":
+                        version = None  # 410 Expired/Gone or worse: list again
                         break
-                    version = obj.get("metadata", {}).get("resourceVersion", version)
-                    if event_type != "BOOKMARK":
+                    version = rv or version
+                    if action == "event":
                         on_event(event_type, obj)
                 failures = 0
-            except (KubeApiError, OSError, ValueError) as exc:
+            except KubeApiError as exc:
+                version = None
+                if exc.status == 410:  # the version expired before the watch began
+                    continue
+                failures += 1
+                if failures in (1, 10, 100):
+                    log.warning("watch of %s failed (%d times): %s", kind, failures, exc)
+                self._stopping.wait(min(5.0, 0.5 * failures))
+            except (OSError, ValueError) as exc:
                 failures += 1
                 version = None
                 if failures in (1, 10, 100):

@@ -11,9 +11,13 @@ state. Every event is ``{"replica", "component", "state", "pod", "uid", "incarna
 ``started``           a container is running with a new ``startedAt`` (``container``)
 ``ready`` / ``not_ready``  condition Ready changed (a pod deleted while ready: not_ready)
 ``exited``            a container terminated (``exit_code``, ``reason``; also a restart
-                      seen only through ``restartCount``/``lastState``)
+                      seen only through ``restartCount``/``lastState``), or the nemesis
+                      saw the processes it SIGKILLed die (``source: nemesis``, ``via``);
+                      the kubelet's later report of that same death is not repeated
 ``terminating``       ``deletionTimestamp`` was set (``grace_s``)
-``deleted``           the object is gone (``DELETED``)
+``deleted``           the object is gone (``DELETED``). Not a death: after a delete
+                      with grace 0 the kubelet still stops the containers (SIGTERM, then
+                      SIGKILL after the pod's grace), and the last object shows them running
 ``endpoint_added`` / ``endpoint_removed``  the pod entered/left the ready endpoints of
                       the watched Service's EndpointSlices
 
@@ -23,6 +27,11 @@ its component (a StatefulSet pod: its ordinal) and frees it when it starts termi
 or fails, so a replacement takes the slot of the pod it replaced and
 ``replica_names("api-server")`` stays ``["api-server-0", "api-server-1"]``. The pods of
 one slot are its incarnations 1, 2, ...
+
+:func:`watch_action` is how a watch stream is read (by the cluster's watch loop and by the
+replay tests alike): object events are fed in, BOOKMARKs only move the resourceVersion,
+an ``ERROR`` (410 Expired/Gone: the version is too old) means list again and
+:meth:`LifecycleTracker.resync_pods` diffs the fresh list.
 """
 
 from __future__ import annotations
@@ -53,6 +62,20 @@ STATES = (
     "endpoint_removed",
 )
 _ORDINAL = re.compile(r"-(\d+)$")
+OBJECT_EVENTS = ("ADDED", "MODIFIED", "DELETED")
+
+
+def watch_action(event_type: str, obj: Mapping[str, Any]) -> tuple[str, str | None]:
+    """What one watch event means for its stream: ``("event", rv)`` feed it in,
+    ``("bookmark", rv)`` only remember ``rv``, ``("relist", None)`` the watch ended with an
+    ``ERROR`` (410 Expired/Gone, or any other Status): LIST again. ``rv`` is the
+    resourceVersion to resume from."""
+    version = (obj.get("metadata") or {}).get("resourceVersion") or None
+    if event_type in OBJECT_EVENTS:
+        return "event", version
+    if event_type == "BOOKMARK":
+        return "bookmark", version
+    return "relist", None
 
 
 @dataclass(frozen=True)
@@ -201,6 +224,9 @@ class LifecycleTracker:
         self._incarnations: dict[tuple[str, int], int] = {}
         self._slices: dict[str, frozenset[str]] = {}  # slice name -> ready pod uids
         self._announced: set[str] = set()  # uids reported as endpoint_added
+        self._raw: dict[str, dict[str, Any]] = {}  # uid -> every pod seen, Job pods too
+        self._deaths: set[tuple[str, str]] = set()  # (uid, container) the nemesis reported
+        self._final: dict[str, dict[str, Any]] = {}  # uid -> the object of its DELETED
 
     # -- queries ------------------------------------------------------------------------
     def replica_names(self, component: str | None = None) -> list[str]:
@@ -257,6 +283,14 @@ class LifecycleTracker:
             if component is None or v.component == component
         ]
         return sorted(pods, key=lambda p: p["metadata"]["name"])
+
+    def all_pods(self) -> list[dict[str, Any]]:
+        """Every pod of the watch not yet deleted, untracked ones (a Job's) included."""
+        return sorted(self._raw.values(), key=lambda p: p["metadata"]["name"])
+
+    def final_pod(self, uid: str) -> dict[str, Any] | None:
+        """The last object of a deleted pod (its DELETED event), or None."""
+        return self._final.get(uid)
 
     def is_alive(self, uid: str) -> bool:
         return uid in self._views
@@ -340,6 +374,12 @@ class LifecycleTracker:
 
     def pod_event(self, kind: str, pod: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Lifecycle events implied by one pod watch event (``ADDED``/``MODIFIED``/``DELETED``)."""
+        uid = (pod.get("metadata") or {}).get("uid")
+        if uid and kind == "DELETED":
+            self._raw.pop(uid, None)
+            self._final[uid] = dict(pod)
+        elif uid:
+            self._raw[uid] = dict(pod)
         view = pod_view(pod)
         if view is None:
             return []
@@ -357,6 +397,9 @@ class LifecycleTracker:
         for container in view.containers:
             for fields in _container_events(before.get(container.name), container):
                 state = fields.pop("state")
+                if state == "exited" and (view.uid, container.name) in self._deaths:
+                    self._deaths.discard((view.uid, container.name))
+                    continue  # the kubelet's report of a death the nemesis already gave
                 out.append(self._event(member, view, state, **fields))
         was_ready = bool(prev and prev.ready)
         if view.ready != was_ready:
@@ -376,12 +419,47 @@ class LifecycleTracker:
             out += self._release(member, view.uid)
         return out + self._reconcile_endpoints()
 
+    def process_died(
+        self, uid: str, containers: Mapping[str, int], **fields: Any
+    ) -> list[dict[str, Any]]:
+        """``exited`` events (``source: nemesis``) for the containers of pod ``uid`` whose
+        processes the nemesis saw die; ``containers`` maps each to its ``restartCount`` when
+        it was killed. A death the watch already showed (the container terminated, or
+        restarted since) is not reported twice, nor is the kubelet's later report of it."""
+        member = self._members.get(uid)
+        if member is None:
+            return []
+        view = self._views.get(uid)
+        seen = {c.name: c for c in view.containers} if view else {}
+        out = []
+        for name, restarts in containers.items():
+            now = seen.get(name)
+            if now is not None and (now.state == "terminated" or now.restart_count > restarts):
+                continue  # the kubelet's report came first: that is the death event
+            self._deaths.add((uid, name))
+            out.append(
+                {
+                    "replica": member.replica,
+                    "component": member.component,
+                    "state": "exited",
+                    "pod": view.name if view else member.pod,
+                    "uid": uid,
+                    "incarnation": member.incarnation,
+                    "container": name,
+                    "source": "nemesis",
+                    **fields,
+                }
+            )
+        return out
+
     def resync_pods(self, pods: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """A fresh LIST (start, or after a watch expired): diff every pod, and pods the
         list no longer has are reported deleted."""
         out: list[dict[str, Any]] = []
         listed = list(pods)
         seen = {(p.get("metadata") or {}).get("uid") for p in listed}
+        for uid in set(self._raw) - seen:
+            self._raw.pop(uid, None)
         for uid in sorted(set(self._views) - seen, key=lambda u: self._views[u].name):
             out += self.pod_event("DELETED", self._pods[uid])
         # oldest first, so a fresh list gives the longest-running pods the lowest slots
@@ -493,6 +571,11 @@ class WatchedState:
 
     def resync_slices(self, slices: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         return self._run(self.tracker.resync_slices, list(slices))
+
+    def process_died(
+        self, uid: str, containers: Mapping[str, int], **fields: Any
+    ) -> list[dict[str, Any]]:
+        return self._run(lambda: self.tracker.process_died(uid, dict(containers), **fields))
 
     def read(self, fn: Callable[[LifecycleTracker], Any]) -> Any:
         with self._changed:

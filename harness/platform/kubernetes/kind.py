@@ -1,13 +1,17 @@
-"""A local kind cluster for the ``kubernetes`` platform: ``kind_up`` / ``kind_down``.
+"""A local kind cluster for the ``kubernetes`` platform: ``kind_up`` / ``kind_down``, and
+the container runtime of its nodes (:class:`KindNodeRuntime`).
 
 The cluster config (``manifests/kind/cluster.yaml``) maps the node's ledger directory
 ``/var/lib/ha-bench`` to a host directory (placeholder ``__HA_BENCH_LEDGER_DIR__``), so the
 harness reads the side-effect ledger as a plain file. The kube context of cluster
-``<name>`` is ``kind-<name>``.
+``<name>`` is ``kind-<name>``. A kind node is a Docker container running containerd:
+``docker exec <node> crictl ...`` reaches the runtime the kubelet uses, for a SIGKILL the
+container's own PID namespace cannot deliver to its PID 1 and for the images a node has.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -131,3 +135,88 @@ def kind_down(name: str = DEFAULT_NAME) -> bool:
         return False
     _run([kind, "delete", "cluster", "--name", name], f"kind delete cluster {name}", 300)
     return True
+
+
+def kind_nodes(name: str, kind: str | None = None) -> list[str]:
+    kind = kind or require_kind()
+    out = _run([kind, "get", "nodes", "--name", name], f"kind get nodes {name}", 60).stdout
+    return [line.strip() for line in out.splitlines() if line.strip()]
+
+
+def container_id(status_id: str) -> str:
+    """``containerd://abc...`` (a containerStatuses[].containerID) as crictl takes it."""
+    return status_id.split("://", 1)[-1]
+
+
+class KindNodeRuntime:
+    """containerd on the nodes of kind cluster ``name``, through ``docker exec``.
+
+    Only nodes that ``kind get nodes --name <name>`` lists are ever touched, and only
+    containers the caller names (from the status of a pod in the harness's scope).
+    """
+
+    def __init__(self, name: str, *, timeout_s: float = 60.0) -> None:
+        self.name = name
+        self.timeout_s = timeout_s
+        self._nodes: list[str] | None = None
+        self._docker: str | None = None
+
+    def _require_node(self, node: str) -> str:
+        if self._nodes is None:
+            require_kind()
+            self._docker = shutil.which("docker")
+            self._nodes = kind_nodes(self.name)
+        if node not in self._nodes:
+            raise HarnessError(
+                f"node {node!r} is not a node of kind cluster {self.name} "
+                f"({', '.join(self._nodes) or 'none'})",
+                fix="use the kind cluster's own context, or kill through exec",
+            )
+        assert self._docker is not None
+        return self._docker
+
+    def crictl(self, node: str, *args: str) -> subprocess.CompletedProcess[str]:
+        docker = self._require_node(node)
+        command = [docker, "exec", node, "crictl", *args]
+        try:
+            return subprocess.run(
+                command, capture_output=True, text=True, timeout=self.timeout_s, check=False
+            )
+        except subprocess.TimeoutExpired:
+            raise HarnessError(
+                f"`{' '.join(command)}` did not finish in {self.timeout_s:g} s",
+                fix="check the kind node (docker ps) and its containerd",
+            ) from None
+
+    def kill(self, node: str, container: str) -> dict[str, object]:
+        """SIGKILL the container (``crictl stop --timeout 0``: no SIGTERM first) and return
+        what the runtime says of its end: ``finished_at`` (RFC 3339, ns), ``exit_code``."""
+        cid = container_id(container)
+        stop = self.crictl(node, "stop", "--timeout", "0", cid)
+        if stop.returncode != 0:
+            last = (stop.stderr.strip().splitlines() or ["?"])[-1]
+            raise HarnessError(
+                f"crictl stop {cid[:13]} on {node} failed: {last}",
+                fix="the container may be gone already; see `kubectl describe pod`",
+            )
+        inspect = self.crictl(node, "inspect", cid)
+        status: dict[str, object] = {}
+        if inspect.returncode == 0:
+            try:
+                status = json.loads(inspect.stdout).get("status") or {}
+            except ValueError:
+                status = {}
+        return {
+            "container_id": cid[:13],
+            "finished_at": status.get("finishedAt"),
+            "exit_code": status.get("exitCode"),
+            "state": status.get("state"),
+        }
+
+    def has_image(self, node: str, image: str) -> bool | None:
+        """Does the node's containerd have ``image``? None if that cannot be told."""
+        result = self.crictl(node, "inspecti", image)
+        if result.returncode == 0:
+            return True
+        said = (result.stderr + result.stdout).lower()
+        return False if "no such image" in said or "not found" in said else None

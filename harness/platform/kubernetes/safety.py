@@ -171,6 +171,10 @@ class ApiAdapter(Protocol):
     def list(
         self, kind: str, namespace: str, selector: str
     ) -> tuple[list[dict[str, Any]], str]: ...
+    def list_cluster(self, kind: str, selector: str) -> list[dict[str, Any]]: ...
+    def pod_log(
+        self, namespace: str, name: str, container: str, *, previous: bool, limit_bytes: int
+    ) -> str | None: ...
     def watch(
         self, kind: str, namespace: str, selector: str, resource_version: str, timeout_s: int
     ) -> Iterator[tuple[str, dict[str, Any]]]: ...
@@ -219,6 +223,24 @@ class GuardedApi:
         self, kind: str, labels: Mapping[str, str] | None = None, *, scoped: bool = True
     ) -> tuple[list[dict[str, Any]], str]:
         return self.api.list(kind, self.namespace, self._selector(labels, scoped))
+
+    def namespaces(self, labels: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+        """Namespaces carrying ``labels`` (default: the scope's labels)."""
+        return self.api.list_cluster("Namespace", format_selector(labels or self.scope.labels))
+
+    def nodes(self) -> list[dict[str, Any]]:
+        return self.api.list_cluster("Node", "")
+
+    def pod_log(
+        self, pod: Mapping[str, Any], container: str, *, previous: bool, limit_bytes: int
+    ) -> str | None:
+        """A container's log, current or ``previous`` (a pod of the namespace only)."""
+        meta = _meta(pod)
+        if meta.get("namespace") != self.namespace:
+            raise self.scope._refuse(f"logs of pod {meta.get('namespace')}/{meta.get('name')}")
+        return self.api.pod_log(
+            self.namespace, meta["name"], container, previous=previous, limit_bytes=limit_bytes
+        )
 
     def watch(
         self,
@@ -283,10 +305,17 @@ class GuardedApi:
         self.scope.require_object(obj)
         self.api.create(obj)
 
-    def delete_namespace(self) -> None:
-        self._require_owned(f"delete namespace {self.namespace}")
-        obj = self.api.get("Namespace", None, self.namespace)
+    def delete_namespace(self, name: str | None = None) -> None:
+        """Delete the scope's namespace, or (``name``) another one the harness made: only
+        a namespace labelled with the scope's labels is ever deleted."""
+        name = name or self.namespace
+        self._require_owned(f"delete namespace {name}")
+        obj = self.api.get("Namespace", None, name)
         if obj is None:
             return
-        self.scope.require_object(obj)  # only a namespace labelled as ours
-        self.api.delete_namespace(self.namespace)
+        labels = _meta(obj).get("labels") or {}
+        if obj.get("kind", "Namespace") != "Namespace" or not all(
+            labels.get(k) == v for k, v in self.scope.labels.items()
+        ):
+            raise self.scope._refuse(f"namespace {name}")
+        self.api.delete_namespace(name)

@@ -42,6 +42,13 @@ class LocalNemesis:
 
         return self._op("kill", target, act)
 
+    def force_delete(self, target: str) -> dict[str, Any]:
+        """Refused: a force delete removes a Kubernetes pod object; there is none here."""
+        raise HarnessError(
+            f"force_delete {target}: the local platform has no pod objects to delete",
+            fix="use kill (SIGKILL) or terminate (SIGTERM) here, or run on --platform kubernetes",
+        )
+
     def terminate(self, target: str, grace_s: float | None = None) -> dict[str, Any]:
         def act(replica):
             unit = replica.unit

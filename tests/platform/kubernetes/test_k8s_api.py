@@ -1,10 +1,14 @@
 """The thin adapter against a local HTTP server speaking the Kubernetes REST paths: the
-real client's URLs, bodies, content types, watch parsing and error translation."""
+real client's URLs, bodies, content types, watch parsing and error translation, and exec
+over a websocket (v4.channel.k8s.io) with the status-channel answers a kubelet gives."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
+import struct
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,7 +20,7 @@ import pytest
 from test_k8s_fakes import load, watch_events
 
 from harness.core.errors import HarnessError
-from harness.platform.kubernetes.api import KubeApi, KubeApiError
+from harness.platform.kubernetes.api import KubeApi, KubeApiError, exec_status
 
 POD = watch_events(load("kill-api-server.json"))[0]["object"]
 NAME, UID = POD["metadata"]["name"], POD["metadata"]["uid"]
@@ -60,6 +64,39 @@ def status(code: int, reason: str, message: str) -> dict[str, Any]:
         "reason": reason,
         "code": code,
     }
+
+
+WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+NONZERO_3 = {
+    "metadata": {},
+    "status": "Failure",
+    "message": "command terminated with non-zero exit code: error executing command "
+    "[sh -c exit 3], exit code 3",
+    "reason": "NonZeroExitCode",
+    "details": {"causes": [{"reason": "ExitCode", "message": "3"}]},
+}
+NO_DETAILS = {
+    "metadata": {},
+    "status": "Failure",
+    "message": 'container not found ("api-server")',
+    "reason": "InternalError",
+    "code": 500,
+}
+# the exec command (its first word) -> (stdout, status channel text or None: no status)
+EXEC_ANSWERS: dict[str, tuple[str, str | None]] = {
+    "ok": ("hello\n", json.dumps({"metadata": {}, "status": "Success"})),
+    "three": ("", json.dumps(NONZERO_3)),
+    "nodetails": ("", json.dumps(NO_DETAILS)),
+    "killed": ("signalled=7\n", None),
+}
+
+
+def ws_frame(payload: bytes, opcode: int = 0x2) -> bytes:
+    """An unmasked server frame (FIN set)."""
+    head = bytes([0x80 | opcode])
+    if len(payload) < 126:
+        return head + bytes([len(payload)]) + payload
+    return head + bytes([126]) + struct.pack("!H", len(payload)) + payload
 
 
 class FakeApiServer(ThreadingHTTPServer):
@@ -106,6 +143,8 @@ class Handler(BaseHTTPRequestHandler):
             }
         )
         route = (self.command, url.path)
+        if url.path.endswith("/exec") and self.headers.get("Upgrade", "").lower() == "websocket":
+            return self._exec(url.path, query)
         if route == ("GET", "/version"):
             return self._reply(200, VERSION)
         if self.command == "GET" and url.path in RESOURCES:
@@ -131,6 +170,21 @@ class Handler(BaseHTTPRequestHandler):
                     "items": [POD],
                 },
             )
+        if route == ("GET", f"{PODS}/{NAME}/log"):
+            if query.get("previous") == ["true"]:
+                missing = f'previous terminated container "x" in pod "{NAME}" not found'
+                return self._reply(400, status(400, "BadRequest", missing))
+            data = b"2026-01-12T09:00:00.000000000Z INFO started\n"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return None
+        if route == ("GET", "/api/v1/namespaces"):
+            ns = {"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": "ha-bench"}}
+            listing = {"kind": "NamespaceList", "apiVersion": "v1", "items": [ns]}
+            return self._reply(200, {**listing, "metadata": {"resourceVersion": "9"}})
         if route == ("GET", f"{PODS}/missing"):
             return self._reply(404, status(404, "NotFound", 'pods "missing" not found'))
         if route == ("DELETE", f"{PODS}/{NAME}"):
@@ -157,6 +211,29 @@ class Handler(BaseHTTPRequestHandler):
         if route == ("PATCH", "/api/v1/namespaces/ha-bench/configmaps/airflow-env"):
             return self._reply(200, body)
         return self._reply(404, status(404, "NotFound", f"no route {route}"))
+
+    def _exec(self, path: str, query: dict[str, list[str]]) -> None:
+        """The exec websocket: a refused handshake for a pod that is gone, else stdout on
+        channel 1, the status on channel 3 (or none), then a close frame."""
+        if "/pods/gone/" in path:
+            return self._reply(404, status(404, "NotFound", 'pods "gone" not found'))
+        stdout, answer = EXEC_ANSWERS[query["command"][0]]
+        key = self.headers["Sec-WebSocket-Key"]
+        accept = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
+        self.send_response(101)
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", accept)
+        self.send_header("Sec-WebSocket-Protocol", "v4.channel.k8s.io")
+        self.end_headers()
+        if stdout:
+            self.wfile.write(ws_frame(b"\x01" + stdout.encode()))
+        if answer is not None:
+            self.wfile.write(ws_frame(b"\x03" + answer.encode()))
+        self.wfile.write(ws_frame(struct.pack("!H", 1000), opcode=0x8))
+        self.wfile.flush()
+        self.close_connection = True
+        return None
 
     do_GET = do_POST = do_PATCH = do_DELETE = _handle
 
@@ -253,3 +330,48 @@ def test_a_context_missing_from_the_kubeconfig(tmp_path: Path, server: FakeApiSe
     path = kubeconfig(tmp_path / "config", server.server_port)
     with pytest.raises(HarnessError, match=re.escape("cannot load kube context 'kind-other'")):
         KubeApi("kind-other", kubeconfig=path)
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        ('{"metadata":{},"status":"Success"}', (0, "")),
+        (json.dumps(NONZERO_3), (3, NONZERO_3["message"])),
+        (json.dumps(NO_DETAILS), (None, 'container not found ("api-server")')),
+        ("", (None, "no exit status (the exec stream closed without one)")),
+        (None, (None, "no exit status (the exec stream closed without one)")),
+        (b'{"status":"Failure","details":{"causes":[{"reason":"ExitCode","message":"x"}]}}',
+         (None, "exec failed")),
+        ("not json", (None, "unreadable exec status: not json")),
+    ],
+)  # fmt: skip
+def test_exec_status_of_every_shape_the_channel_has(answer, expected):
+    assert exec_status(answer) == expected
+
+
+def test_exec_over_the_websocket(api: KubeApi, server: FakeApiServer):
+    assert api.exec("ha-bench", NAME, "api-server", ["ok"], 5) == (0, "hello\n", "")
+    assert api.exec("ha-bench", NAME, "api-server", ["three"], 5)[0] == 3
+    # a Failure without details, and no status at all (killed with its container): the
+    # client's returncode would raise KeyError / TypeError here
+    code, _, stderr = api.exec("ha-bench", NAME, "api-server", ["nodetails"], 5)
+    assert code is None and stderr == '[exec: container not found ("api-server")]'
+    code, stdout, stderr = api.exec("ha-bench", NAME, "api-server", ["killed"], 5)
+    assert (code, stdout) == (None, "signalled=7\n") and "no exit status" in stderr
+    with pytest.raises(KubeApiError) as err:
+        api.exec("ha-bench", "gone", "api-server", ["ok"], 5)
+    assert err.value.status == 404
+
+
+def test_pod_logs_and_cluster_lists(api: KubeApi, server: FakeApiServer):
+    log = api.pod_log("ha-bench", NAME, "api-server", previous=False, limit_bytes=1000)
+    assert log == "2026-01-12T09:00:00.000000000Z INFO started\n"
+    query = server.requests[-1]["query"]
+    assert (query["container"], query["timestamps"], query["limitBytes"]) == (
+        ["api-server"],
+        ["true"],
+        ["1000"],
+    )
+    assert api.pod_log("ha-bench", NAME, "api-server", previous=True, limit_bytes=10) is None
+    assert [n["metadata"]["name"] for n in api.list_cluster("Namespace", "a=b")] == ["ha-bench"]
+    assert server.requests[-1]["query"]["labelSelector"] == ["a=b"]

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_k8s_fakes import DATA, FakeApi, load, watch_events
+from test_k8s_fakes import SYNTHETIC, FakeApi, load, watch_events
 
 from harness.core.errors import HarnessError
 from harness.core.events import EventBus
@@ -24,7 +24,7 @@ from harness.platform.kubernetes.cluster import (
 )
 from harness.platform.kubernetes.manifests import parse_documents
 
-DOCS = parse_documents((DATA / "rendered.yaml").read_text())
+DOCS = parse_documents((SYNTHETIC / "rendered.yaml").read_text())
 POD = watch_events(load("kill-api-server.json"))[0]["object"]  # a ready pod
 TOPOLOGY = Topology(api_servers=2, schedulers=2, dag_processors=1, triggerers=1, workers=2)
 

@@ -3,6 +3,12 @@
 :class:`FakeApi` stands in for the thin adapter :class:`~harness.platform.kubernetes.api.KubeApi`
 (the only code that talks to a cluster): an in-memory store that records every call, and
 with ``forbid_mutations=True`` fails the test on any call that would change a cluster.
+
+Watch streams: ``tests/data/k8s/synthetic/`` holds streams built by its ``make_fixtures.py``
+(no cluster was at hand: real shapes, not recordings); ``tests/data/k8s/recorded/`` holds
+what the nightly records on a live kind cluster, in the same format. :func:`replay` reads
+either the way the cluster's watch loop does (:func:`~harness.platform.kubernetes.events.
+watch_action`).
 """
 
 from __future__ import annotations
@@ -18,20 +24,78 @@ from typing import Any
 import pytest
 
 from harness.platform.kubernetes.api import KubeApiError
+from harness.platform.kubernetes.events import OBJECT_EVENTS, LifecycleTracker, watch_action
 from harness.platform.kubernetes.safety import parse_selector
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "k8s"
+SYNTHETIC = DATA / "synthetic"
+RECORDED = DATA / "recorded"
 MUTATING = frozenset(
     {"apply", "create", "delete_pod", "evict_pod", "scale", "exec", "delete_namespace"}
 )
 
 
 def load(name: str) -> dict[str, Any]:
-    return json.loads((DATA / name).read_text())
+    """A fixture: ``synthetic/<name>`` unless ``name`` names its directory."""
+    path = DATA / name if "/" in name else SYNTHETIC / name
+    return json.loads(path.read_text())
 
 
 def watch_events(fixture: dict[str, Any]) -> list[dict[str, Any]]:
-    return [e for e in fixture["events"] if e["watch"] in ("pods", "endpointslices")]
+    """The fixture's object events (ADDED/MODIFIED/DELETED) of the pod and slice watches."""
+    return [
+        e
+        for e in fixture["events"]
+        if e["watch"] in ("pods", "endpointslices") and e["type"] in OBJECT_EVENTS
+    ]
+
+
+def replay(
+    fixture: dict[str, Any], tracker: LifecycleTracker | None = None, *, harness: bool = False
+) -> tuple[LifecycleTracker, list[dict[str, Any]]]:
+    """Feed a stream as the watch loop does: object events in, BOOKMARKs skipped, an ERROR
+    ends the watch and the next ``LIST`` entry resyncs; the nemesis's ``death`` reports go
+    to :meth:`~LifecycleTracker.process_died`. Returns the tracker and its events stamped
+    with ``t`` (with ``harness``: the fixture's fault events too, ``type: fault``)."""
+    tracker = tracker or LifecycleTracker()
+    out: list[dict[str, Any]] = []
+    relisting = {"pods": False, "endpointslices": False}
+    for e in fixture["events"]:
+        stream, kind = e["watch"], e["type"]
+        if stream == "harness":
+            if kind == "death":
+                fields = {"exit_code": e.get("exit_code"), "via": e.get("via")}
+                died = tracker.process_died(e["uid"], {e["container"]: 0}, **fields)
+                out += [{"t": e["t"], **x} for x in died]
+            elif harness and kind == "fault":
+                out.append({k: v for k, v in e.items() if k != "watch"})
+            continue
+        if kind == "LIST":
+            resync = tracker.resync_pods if stream == "pods" else tracker.resync_slices
+            out += [{"t": e["t"], **x} for x in resync(e["items"])]
+            relisting[stream] = False
+            continue
+        action, _ = watch_action(kind, e["object"])
+        if action == "relist":
+            relisting[stream] = True
+        elif action == "event" and not relisting[stream]:
+            feed = tracker.pod_event if stream == "pods" else tracker.slice_event
+            out += [{"t": e["t"], **x} for x in feed(kind, e["object"])]
+    return tracker, out
+
+
+def signal_script_result(command: list[str]) -> tuple[int | None, str, str]:
+    """What the nemesis's signal script gives in a container whose PID 1 is dumb-init:
+    CHECK passes, STOP/CONT signal 7 processes, KILL ends with the container (exit 137,
+    as the kubelet reports an exec killed with its PID namespace)."""
+    if command[:2] != ["sh", "-c"] or "ha-bench-signal" not in command:
+        pytest.fail(f"unexpected exec: {command}")
+    signal = command[command.index("ha-bench-signal") + 1]
+    if signal == "CHECK":
+        return 0, "", ""
+    if signal == "KILL":
+        return 137, "signalled=7\n", ""
+    return 0, "signalled=7\n", ""
 
 
 class FakeApi:
@@ -51,6 +115,7 @@ class FakeApi:
         self.errors: dict[str, KubeApiError] = {}
         self.exec_results: list[tuple[int | None, str, str]] = []
         self.exec_handler: Callable[[str, list[str]], tuple[int | None, str, str]] | None = None
+        self.logs: dict[tuple[str, str, bool], str] = {}  # (pod, container, previous) -> log
         self.on_delete: Callable[[str, str], None] | None = None
         self.pending: dict[str, list[tuple[str, dict[str, Any]]]] = {}  # kind -> watch events
         self._lock = threading.Lock()
@@ -92,6 +157,22 @@ class FakeApi:
         ]
         return items, "1"
 
+    def list_cluster(self, kind: str, selector: str) -> list[dict[str, Any]]:
+        self._call("list_cluster", kind, selector)
+        want = parse_selector(selector)
+        return [
+            copy.deepcopy(o)
+            for (k, _), o in sorted(self.objects.items())
+            if k == kind
+            and all((o["metadata"].get("labels") or {}).get(a) == b for a, b in want.items())
+        ]
+
+    def pod_log(
+        self, namespace: str, name: str, container: str, *, previous: bool, limit_bytes: int
+    ) -> str | None:
+        self._call("pod_log", namespace, name, container, previous=previous)
+        return self.logs.get((name, container, previous))
+
     def watch(
         self, kind: str, namespace: str, selector: str, resource_version: str, timeout_s: int
     ) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -132,9 +213,11 @@ class FakeApi:
         self, namespace: str, pod: str, container: str, command: list[str], timeout_s: float
     ) -> tuple[int | None, str, str]:
         self._call("exec", namespace, pod, container, command)
+        if self.exec_results:
+            return self.exec_results.pop(0)
         if self.exec_handler is not None:
             return self.exec_handler(pod, command)
-        return self.exec_results.pop(0)
+        return signal_script_result(command)
 
     def delete_namespace(self, name: str) -> None:
         self._call("delete_namespace", name)

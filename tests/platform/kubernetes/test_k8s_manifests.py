@@ -8,7 +8,7 @@ import shutil
 from typing import Any
 
 import pytest
-from test_k8s_fakes import DATA
+from test_k8s_fakes import SYNTHETIC
 
 from harness.core.errors import HarnessError
 from harness.core.topology import Topology
@@ -23,7 +23,7 @@ from harness.platform.kubernetes.manifests import (
     render,
 )
 
-DOCS = parse_documents((DATA / "rendered.yaml").read_text())
+DOCS = parse_documents((SYNTHETIC / "rendered.yaml").read_text())
 TOPOLOGY = Topology(
     airflow_version="3.3.4",
     api_servers=3,
@@ -168,7 +168,7 @@ def test_new_secret_has_fresh_random_keys():
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not installed")
 def test_render_runs_kubectl_kustomize(tmp_path):
     (tmp_path / "kustomization.yaml").write_text("resources:\n- all.yaml\n")
-    (tmp_path / "all.yaml").write_text((DATA / "rendered.yaml").read_text())
+    (tmp_path / "all.yaml").write_text((SYNTHETIC / "rendered.yaml").read_text())
     docs = render(tmp_path)
     assert {d["kind"] for d in docs} >= {"Namespace", "Deployment", "StatefulSet", "Job"}
     with pytest.raises(HarnessError, match=r"overlay .* not found"):

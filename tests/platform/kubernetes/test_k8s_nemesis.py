@@ -1,4 +1,5 @@
-"""Kubernetes faults: the adapter calls each op makes and the fault events it records."""
+"""Kubernetes faults: the adapter calls each op makes and the events it records (a kill is
+a SIGKILL of the processes, then its death event, then the pod's delete)."""
 
 from __future__ import annotations
 
@@ -30,19 +31,39 @@ POSTGRES = {
 }
 
 
+class FakeRuntime:
+    """A kind node's runtime: records each kill, answers as crictl does."""
+
+    def __init__(self) -> None:
+        self.killed: list[tuple[str, str]] = []
+
+    def kill(self, node: str, container: str) -> dict[str, Any]:
+        self.killed.append((node, container))
+        return {
+            "container_id": container.split("://")[-1][:13],
+            "finished_at": "2026-01-12T09:01:50.123456789Z",
+            "exit_code": 137,
+            "state": "CONTAINER_EXITED",
+        }
+
+
 class Rig:
     """A nemesis over a fake adapter and a state holding two ready api-server pods."""
 
-    def __init__(self, *, owned: bool = True) -> None:
+    def __init__(self, *, owned: bool = True, **nemesis: Any) -> None:
         self.api = FakeApi(objects=[POSTGRES])
-        self.state = WatchedState(LifecycleTracker({"api-server": 2, "postgres": 1}))
+        self.bus = EventBus()
+        self.events: list[dict[str, Any]] = []
+        self.bus.subscribe(self.events.append)
+        self.state = WatchedState(
+            LifecycleTracker({"api-server": 2, "postgres": 1}),
+            emit=lambda e: self.bus.emit("lifecycle", **e),
+        )
         for e in watch_events(load("kill-api-server.json"))[:3]:
             feed = self.state.pod_event if e["watch"] == "pods" else self.state.slice_event
             feed(e["type"], e["object"])
         self.api.on_delete = self._deleted  # the cluster's side: the watch sees it go
-        self.bus = EventBus()
-        self.faults: list[dict[str, Any]] = []
-        self.bus.subscribe(lambda e: self.faults.append(e) if e["type"] == "fault" else None)
+        self.events.clear()
         scope = Scope(NS, dict(PART_OF)) if owned else Scope(NS, {"release": "ha-bench"})
         self.nemesis = KubernetesNemesis(
             GuardedApi(self.api, scope, owned=owned),
@@ -50,7 +71,22 @@ class Rig:
             self.bus,
             workloads={"postgres": ("StatefulSet", "postgres")},
             wait_s=1.0,
+            **nemesis,
         )
+
+    @property
+    def faults(self) -> list[dict[str, Any]]:
+        return [e for e in self.events if e["type"] == "fault"]
+
+    def timeline(self) -> list[tuple[str, ...]]:
+        """(type, op or state, phase or source) of every event after the setup."""
+        out = []
+        for e in self.events:
+            if e["type"] == "fault":
+                out.append(("fault", e["op"], e["phase"]))
+            elif e["type"] == "lifecycle" and e["pod"] == A:
+                out.append(("lifecycle", e["state"], e.get("source", "watch")))
+        return out
 
     def _deleted(self, name: str, uid: str) -> None:
         pod = next(
@@ -62,17 +98,87 @@ class Rig:
         return [(e["op"], e["target"], e["phase"]) for e in self.faults]
 
 
-def test_kill_deletes_the_current_pod_with_grace_zero():
+def test_kill_is_a_sigkill_then_the_death_event_then_the_delete():
     rig = Rig()
     done = rig.nemesis.kill("api-server-0")
-    assert rig.api.mutations() == [("delete_pod", (NS, A), {"uid": A_UID, "grace_s": 0})]
-    assert rig.phases() == [("kill", "api-server-0", "invoke"), ("kill", "api-server-0", "ok")]
+    (exec_call, delete_call) = rig.api.mutations()
+    assert exec_call[1][:3] == (NS, A, "api-server")
+    assert exec_call[1][3][-3:] == ["ha-bench-signal", "KILL", "10"]
+    assert delete_call == ("delete_pod", (NS, A), {"uid": A_UID, "grace_s": 0})
+    assert rig.timeline() == [
+        ("fault", "kill", "invoke"),
+        ("lifecycle", "exited", "nemesis"),  # the process death, before the delete
+        ("lifecycle", "not_ready", "watch"),  # the watch sees the pod go
+        ("lifecycle", "deleted", "watch"),
+        ("fault", "kill", "ok"),
+    ]
+    death = next(e for e in rig.events if e["type"] == "lifecycle" and e["state"] == "exited")
+    assert (death["exit_code"], death["reason"], death["via"]) == (137, "SIGKILL", "exec")
+    assert death["replica"] == "api-server-0" and death["incarnation"] == 1
     invoke, ok = rig.faults
     assert invoke["op_id"] == ok["op_id"] and invoke["pod"] == A and invoke["incarnation"] == 1
-    assert ok["detail"]["pod"] == A and ok["detail"]["grace_s"] == 0
-    assert ok["detail"]["deleted_after_s"] is not None  # the watch saw it gone
+    detail = ok["detail"]
+    assert (detail["signal"], detail["via"], detail["pod"]) == ("SIGKILL", "exec", A)
+    assert detail["died_after_s"] >= 0 and detail["deleted_after_s"] is not None
+    assert detail["replaced_by"] == "ReplicaSet airflow-api-server-7d9f8c6b5d"
+    assert detail["containers"]["api-server"]["exec_exit"] == 137
     assert done is ok
     assert not rig.state.read(lambda t: t.is_ready("api-server-0"))
+
+
+def test_kill_through_the_nodes_runtime_records_when_the_container_ended():
+    runtime = FakeRuntime()
+    rig = Rig(runtime=runtime)
+    rig.nemesis.kill("api-server-0")
+    assert [c[0] for c in rig.api.mutations()] == ["delete_pod"]  # no exec
+    ((node, container),) = runtime.killed
+    assert node == "ha-bench-control-plane" and container.startswith("containerd://")
+    death = next(e for e in rig.events if e["type"] == "lifecycle" and e["state"] == "exited")
+    assert death["via"] == "runtime" and death["died_at"] == "2026-01-12T09:01:50.123456789Z"
+    assert rig.faults[-1]["detail"]["node"] == "ha-bench-control-plane"
+    # exec only, even with a runtime at hand
+    rig = Rig(runtime=runtime, kill_via="exec")
+    rig.nemesis.kill("api-server-0")
+    assert [c[0] for c in rig.api.mutations()] == ["exec", "delete_pod"]
+    with pytest.raises(HarnessError, match="needs a node runtime"):
+        Rig(kill_via="runtime")
+
+
+def test_kill_refused_when_pid_1_is_not_an_init_and_nothing_is_deleted():
+    rig = Rig()
+    rig.api.exec_results = [(3, "pid1=airflow\n", "")]
+    with pytest.raises(HarnessError, match=r"cannot SIGKILL api-server-0 through exec.*'airflow'"):
+        rig.nemesis.kill("api-server-0")
+    assert [c[0] for c in rig.api.mutations()] == ["exec"]
+    assert rig.timeline() == [("fault", "kill", "invoke"), ("fault", "kill", "fail")]
+
+
+def test_a_container_that_outlives_sigkill_is_an_unknown_outcome_not_a_kill():
+    rig = Rig()
+    rig.api.exec_results = [(4, "signalled=3\nsurvived\n", "")]
+    with pytest.raises(RuntimeError, match="still ran 10 s after"):
+        rig.nemesis.kill("api-server-0")
+    assert [c[0] for c in rig.api.mutations()] == ["exec"]  # not deleted
+    assert rig.timeline() == [("fault", "kill", "invoke"), ("fault", "kill", "info")]
+
+
+def test_a_kill_whose_exec_ends_without_a_status_is_a_death():
+    """The exec dies with the container: often no status at all (api.exec_status)."""
+    rig = Rig()
+    rig.api.exec_results = [(None, "signalled=7\n", "[exec: no exit status (the exec stream "
+                             "closed without one)]")]  # fmt: skip
+    rig.nemesis.kill("api-server-0")
+    assert rig.timeline()[1] == ("lifecycle", "exited", "nemesis")
+    assert rig.faults[-1]["detail"]["containers"]["api-server"]["exec_exit"] is None
+
+
+def test_force_delete_deletes_with_grace_zero_and_claims_no_death():
+    rig = Rig()
+    done = rig.nemesis.force_delete("api-server-0")
+    assert rig.api.mutations() == [("delete_pod", (NS, A), {"uid": A_UID, "grace_s": 0})]
+    assert rig.faults[0]["op"] == "force_delete" and done["detail"]["grace_s"] == 0
+    assert done["detail"]["deleted_after_s"] is not None
+    assert ("lifecycle", "exited", "nemesis") not in rig.timeline()
 
 
 def test_terminate_uses_the_pods_grace_or_the_given_one():
@@ -80,7 +186,7 @@ def test_terminate_uses_the_pods_grace_or_the_given_one():
     rig.nemesis.terminate("api-server-0")
     rig.nemesis.terminate("api-server-1", grace_s=2.5)
     assert [(c[1][1], c[2]["grace_s"]) for c in rig.api.mutations()] == [
-        (A, 10),  # spec.terminationGracePeriodSeconds
+        (A, 30),  # spec.terminationGracePeriodSeconds
         ("airflow-api-server-7d9f8c6b5d-k4m7p", 3),  # whole seconds, rounded up
     ]
     assert [f["phase"] for f in rig.faults] == ["invoke", "ok", "invoke", "ok"]
@@ -112,10 +218,10 @@ def test_api_errors_fail_or_info():
     rig = Rig()
     rig.api.errors["delete_pod"] = KubeApiError(409, "Conflict", "uid precondition failed")
     with pytest.raises(HarnessError, match="refused by the API"):
-        rig.nemesis.kill("api-server-0")
+        rig.nemesis.force_delete("api-server-0")
     rig.api.errors["delete_pod"] = KubeApiError(None, "unreachable", "timed out")
     with pytest.raises(KubeApiError):
-        rig.nemesis.kill("api-server-0")
+        rig.nemesis.force_delete("api-server-0")
     assert [f["phase"] for f in rig.faults] == ["invoke", "fail", "invoke", "info"]
 
 

@@ -1,28 +1,21 @@
-"""A pod delete → replacement ready sequence (synthetic watch events) gives the right
-recovery time through the same analysis a local run uses (exact, from the receipt times)."""
+"""A kill → replacement ready sequence (a synthetic watch stream of real shapes) gives the
+right recovery time through the same analysis a local run uses (exact, from the receipt
+times)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pandas as pd
-from test_k8s_fakes import load
+from test_k8s_fakes import load, replay
 
 from harness.analysis import outages as analysis
-from harness.platform.kubernetes.events import LifecycleTracker
 
 
-def timeline(name: str, tracker: LifecycleTracker | None = None) -> list[dict[str, Any]]:
+def timeline(name: str) -> list[dict[str, Any]]:
     """The fixture's fault events plus the lifecycle events the tracker derives, with ``t``."""
-    tracker = tracker or LifecycleTracker()
-    out: list[dict[str, Any]] = []
-    for e in load(name)["events"]:
-        if e["watch"] == "harness":
-            out.append({k: v for k, v in e.items() if k != "watch"})
-            continue
-        feed = tracker.pod_event if e["watch"] == "pods" else tracker.slice_event
-        out += [{"t": e["t"], "type": "lifecycle", **ev} for ev in feed(e["type"], e["object"])]
-    return out
+    _, events = replay(load(name), harness=True)
+    return [e if e.get("type") == "fault" else {"type": "lifecycle", **e} for e in events]
 
 
 def test_analysis_finds_the_replacement_ready_from_watch_events():
@@ -35,4 +28,5 @@ def test_analysis_finds_the_replacement_ready_from_watch_events():
     df = pd.DataFrame(history)
     df["t_wall"] = df["t_mono"] + 1.7e9
     rec = analysis.recovery(df, 110.0, target="lb", replica="api-server-0")
-    assert round(rec["replacement_ready_s"], 6) == 9.517
+    # killed at 110.0; the replacement's init container, then Ready at 123.58
+    assert round(rec["replacement_ready_s"], 6) == 13.58
