@@ -23,7 +23,7 @@ import logging
 import shlex
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,12 @@ from harness.core.polling import poll
 from harness.core.topology import COMPONENTS, Topology
 from harness.platform.kubernetes import safety
 from harness.platform.kubernetes.api import KubeApi, KubeApiError
+from harness.platform.kubernetes.diagnostics import (
+    UNSCHEDULABLE_S,
+    BringUpWatch,
+    bring_up_problem,
+    requests_problem,
+)
 from harness.platform.kubernetes.events import (
     COMPONENT_LABEL,
     KNOWN_COMPONENTS,
@@ -45,7 +51,7 @@ from harness.platform.kubernetes.events import (
     expected_replicas,
     watch_action,
 )
-from harness.platform.kubernetes.kind import KindNodeRuntime, kind_name_of
+from harness.platform.kubernetes.kind import KindNodeRuntime, kind_name_of, kind_nodes_of
 from harness.platform.kubernetes.manifests import (
     DEFAULT_OVERLAY,
     NAMESPACE,
@@ -63,6 +69,7 @@ from harness.platform.kubernetes.portforward import PortForward, kubectl_base, p
 from harness.platform.kubernetes.safety import GuardedApi, Scope
 
 log = logging.getLogger(__name__)
+__all__ = ["BringUpError", "KubernetesCluster", "bring_up_problem", "workload_ready"]
 
 MODES = ("owned", "existing")
 LB_MODES = ("auto", "nodeport", "port-forward")
@@ -70,13 +77,6 @@ KIND_NODEPORT = 30080
 API_PORT = 8080
 LEDGER_IN_POD = "/var/lib/ha-bench/ledger.jsonl"
 WATCH_TIMEOUT_S = 5
-_BAD_WAITING = (
-    "ErrImagePull",
-    "ImagePullBackOff",
-    "InvalidImageName",
-    "CreateContainerConfigError",
-    "CreateContainerError",
-)
 
 
 class BringUpError(HarnessError):
@@ -93,23 +93,6 @@ def workload_ready(workload: Mapping[str, Any]) -> bool:
         return int(status.get("replicas", 0)) == 0
     ready, updated = int(status.get("readyReplicas", 0)), int(status.get("updatedReplicas", 0))
     return ready >= want and updated >= want
-
-
-def bring_up_problem(pods: Iterable[Mapping[str, Any]], crash_restarts: int = 5) -> str | None:
-    """A reason no waiting will help (bad image, config error, crash loop), or None."""
-    for pod in pods:
-        name = pod["metadata"]["name"]
-        for cs in (pod.get("status") or {}).get("containerStatuses") or []:
-            waiting = (cs.get("state") or {}).get("waiting") or {}
-            reason = waiting.get("reason")
-            if reason in _BAD_WAITING or (
-                reason == "CrashLoopBackOff" and int(cs.get("restartCount", 0)) >= crash_restarts
-            ):
-                message = (waiting.get("message") or "").strip().splitlines()[:1]
-                return f"pod {name} container {cs.get('name')}: {reason}" + (
-                    f" ({message[0][:200]})" if message else ""
-                )
-    return None
 
 
 def _template_component(workload: Mapping[str, Any]) -> str | None:
@@ -149,6 +132,8 @@ class KubernetesCluster(StartStopContext):
         api: safety.ApiAdapter | None = None,
         kill_via: str = "auto",
         runtime: Any = None,
+        image_check: Callable[[list[str]], tuple[list[str], list[str]]] | None = None,
+        unschedulable_s: float = UNSCHEDULABLE_S,
     ) -> None:
         """Check the context against the allow-list (kind-*, $HA_BENCH_ALLOWED_CONTEXTS,
         ``allowed_contexts``); nothing talks to the cluster before :meth:`start`.
@@ -164,7 +149,11 @@ class KubernetesCluster(StartStopContext):
         ``forward_api_servers``: a port-forward per api-server replica. ``api``: an
         adapter to use instead of :class:`KubeApi` (tests). ``kill_via``: how ``kill``
         SIGKILLs (``auto``: the node's runtime on kind, else exec; see the nemesis);
-        ``runtime``: a node runtime to use instead of kind's (tests).
+        ``runtime``: a node runtime to use instead of kind's (tests). ``image_check``:
+        ``images -> (problems, notes)`` instead of the nodes-then-registry pre-flight
+        (:mod:`.images`; with an injected ``api`` there is none unless given).
+        ``unschedulable_s``: how long a pod may stay unschedulable before the bring-up
+        stops with the scheduler's message.
         """
         if mode not in MODES:
             raise HarnessError(f"unknown mode {mode!r}", fix="use owned or existing")
@@ -211,6 +200,8 @@ class KubernetesCluster(StartStopContext):
         self._api_arg = api
         self.kill_via = kill_via
         self._runtime = runtime
+        self._image_check = image_check
+        self.unschedulable_s = unschedulable_s
         self.api: GuardedApi | None = None
         self.state = WatchedState(LifecycleTracker(), emit=self._emit_lifecycle)
         self.workloads: dict[str, tuple[str, str]] = {}
@@ -479,6 +470,7 @@ class KubernetesCluster(StartStopContext):
                     )
         docs = self._manifests if self._manifests is not None else render(self.overlay)
         self.prepared = prepare_manifests(docs, self.topology, namespace=self.namespace)
+        self._preflight(self.prepared.objects)
         self.workloads = dict(self.prepared.workloads)
         expected = {c: self.topology.replicas(c) for c in COMPONENTS}
         expected.update({s: 1 for s in SERVICES if s in self.workloads})
@@ -494,6 +486,65 @@ class KubernetesCluster(StartStopContext):
             if obj["kind"] != "Namespace":
                 self._apply_one(obj)
         self._say(f"applied {len(objects)} objects to namespace {self.namespace}")
+
+    def _preflight(self, objects: list[dict[str, Any]]) -> None:
+        """Before anything is applied: every image exists where the nodes pull it from,
+        and the manifests do not request more than the nodes can allocate."""
+        assert self.api is not None
+        images = sorted(
+            {
+                c["image"]
+                for obj in objects
+                for template in [((obj.get("spec") or {}).get("template") or {})]
+                for key in ("initContainers", "containers")
+                for c in (template.get("spec") or {}).get(key) or []
+                if c.get("image")
+            }
+        )
+        check = self._image_check
+        if check is None and self._api_arg is None:
+            check = self._check_images_on_nodes_then_registry
+        if check is not None:
+            t0 = time.monotonic()
+            problems, notes = check(images)
+            self.timings["image_check_s"] = round(time.monotonic() - t0, 3)
+            for note in notes:
+                self._say(f"{note}; a pull failure would show within seconds")
+            if problems:
+                raise BringUpError(
+                    "; ".join(problems),
+                    fix="use an Airflow version that has an image (--airflow-version), fix the "
+                    "tag in the manifests, or `kind load docker-image IMAGE --name "
+                    f"{kind_name_of(self.context) or '<cluster>'}` for a local image",
+                )
+        try:
+            nodes = self.api.nodes()
+        except (KubeApiError, HarnessError) as exc:  # no RBAC to list nodes: skip the check
+            self._say(f"could not list nodes to check the requests: {exc}")
+            return
+        problem = requests_problem(objects, nodes)
+        if problem:
+            raise BringUpError(
+                problem,
+                fix="a bigger node, or fewer replicas / smaller requests (see "
+                "tests/platform/kubernetes/test_manifests.py for the sizing)",
+            )
+
+    def _check_images_on_nodes_then_registry(
+        self, images: list[str]
+    ) -> tuple[list[str], list[str]]:
+        from harness.platform.kubernetes.images import missing_images
+
+        runtime = self._node_runtime()
+        on_nodes = None
+        if runtime is not None:
+            nodes = kind_nodes_of(self.context)
+
+            def on_nodes(image: str) -> bool | None:
+                found = [runtime.has_image(n, image) for n in nodes]
+                return bool(found) and all(found)
+
+        return missing_images(images, on_nodes=on_nodes)
 
     def _apply_one(self, obj: dict[str, Any], *, create: bool = False) -> None:
         assert self.api is not None
@@ -600,11 +651,15 @@ class KubernetesCluster(StartStopContext):
         hint = f"kubectl --context {self.context} -n {self.namespace} describe pods"
         pending: list[str] = []
         replicas: dict[str, bool] = {}
+        watch = BringUpWatch(unschedulable_s=self.unschedulable_s)
 
         def all_ready() -> bool:
             nonlocal pending, replicas
+            jobs: list[dict[str, Any]] = []
             try:
                 workloads = [w for kind in WORKLOAD_KINDS for w in api.list(kind)[0]]
+                if self.owned:
+                    jobs = api.list("Job")[0]
             except KubeApiError as exc:  # a hiccup of the API server: ask again
                 log.warning("listing workloads failed: %s", exc)
                 workloads = []
@@ -615,7 +670,8 @@ class KubernetesCluster(StartStopContext):
                 progress(replicas)
             if workloads and not pending and all(replicas.values()):
                 return True
-            problem = bring_up_problem(self.state.read(lambda t: t.live_pods()))
+            # every pod of the watch, the migration Job's too; init containers first
+            problem = watch.problem(self.state.read(lambda t: t.all_pods()), jobs, workloads)
             if problem:
                 raise BringUpError(problem, fix=f"see `{hint}` and the pod logs")
             return False

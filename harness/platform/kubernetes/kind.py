@@ -143,6 +143,12 @@ def kind_nodes(name: str, kind: str | None = None) -> list[str]:
     return [line.strip() for line in out.splitlines() if line.strip()]
 
 
+def kind_nodes_of(context: str) -> list[str]:
+    """The nodes of the kind cluster behind ``context`` (none if it is not kind)."""
+    name = kind_name_of(context)
+    return kind_nodes(name) if name else []
+
+
 def container_id(status_id: str) -> str:
     """``containerd://abc...`` (a containerStatuses[].containerID) as crictl takes it."""
     return status_id.split("://", 1)[-1]

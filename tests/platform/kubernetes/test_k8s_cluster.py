@@ -6,6 +6,8 @@ from __future__ import annotations
 import copy
 import json
 import os
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from harness.core.topology import Topology
 from harness.platform.base import Cluster, Nemesis
 from harness.platform.kubernetes.api import KubeApiError
 from harness.platform.kubernetes.cluster import (
+    BringUpError,
     KubernetesCluster,
     bring_up_problem,
     workload_ready,
@@ -81,8 +84,7 @@ def owned_cluster(api: FakeApi, **kw: Any) -> KubernetesCluster:
         lb_url="http://127.0.0.1:30080",
         forward_api_servers=False,
         api=api,
-        ready_timeout_s=10,
-        **kw,
+        **{"ready_timeout_s": 10, **kw},
     )
 
 
@@ -364,3 +366,70 @@ def test_metadata_names_the_airflow_image_and_no_packages():
         [_pod("af-api-server-0", "api-server", [0], image="my.registry/airflow:3.3.2-custom")]
     )
     assert existing.metadata()["airflow_env"]["image"] == "my.registry/airflow:3.3.2-custom"
+
+
+class BadImageCluster(FakeApi):
+    """Applied workloads stay unready; 1 s after the api-server Deployment is applied, the
+    watch delivers the bad-image fixture's pods: the init container's ErrImagePull and
+    the migration Job pod's."""
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.delivered_at: float | None = None
+
+    def apply(self, obj: dict[str, Any]) -> None:
+        super().apply(obj)
+        if obj["kind"] == "Deployment" and obj["metadata"]["name"] == "airflow-api-server":
+            threading.Timer(1.0, self._deliver).start()
+
+    def _deliver(self) -> None:
+        pods: dict[str, dict[str, Any]] = {}
+        for e in watch_events(load("bad-image.json")):
+            pods[e["object"]["metadata"]["uid"]] = e["object"]
+        with self._lock:
+            for pod in pods.values():
+                self.put(pod)
+                self.pending.setdefault("Pod", []).append(("MODIFIED", pod))
+            self.delivered_at = time.monotonic()
+
+
+def test_a_bad_tag_stops_the_bring_up_within_seconds_of_the_event():
+    api = BadImageCluster()
+    with pytest.raises(BringUpError) as err, owned_cluster(api, ready_timeout_s=120):
+        pass
+    raised = time.monotonic()
+    assert api.delivered_at is not None and raised - api.delivered_at < 10.0
+    assert "init container wait-for-airflow-migrations: ImagePullBackOff" in str(err.value)
+    assert "describe pods" in str(err.value)
+
+
+def test_pre_flight_refuses_a_missing_image_and_oversized_requests_before_applying():
+    api = FakeCluster()
+    checked: list[list[str]] = []
+
+    def image_check(images: list[str]) -> tuple[list[str], list[str]]:
+        checked.append(images)
+        return ["image apache/airflow:9.9.9 does not exist in Docker Hub"], []
+
+    with (
+        pytest.raises(BringUpError, match=r"does not exist in Docker Hub.*kind load docker-image"),
+        owned_cluster(api, image_check=image_check),
+    ):
+        pass
+    assert "postgres:16.4" in checked[0] and "busybox:1.36.1" in checked[0]
+    assert api.mutations() == []  # nothing applied
+    small = FakeCluster()
+    small.put(
+        {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {"name": "ha-bench-control-plane"},
+            "status": {"allocatable": {"cpu": "1", "memory": "1Gi"}},
+        }
+    )
+    with (
+        pytest.raises(BringUpError, match=r"request more than the nodes can allocate: .*memory"),
+        owned_cluster(small, image_check=lambda images: ([], [])),
+    ):
+        pass
+    assert small.mutations() == []

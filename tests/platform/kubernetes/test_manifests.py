@@ -389,3 +389,52 @@ def test_kind_cluster_config() -> None:
         "the API needs no token: listen on loopback only"
     )
     assert {(m["containerPort"], m["hostPort"]) for m in mappings} == {(30080, 30080)}
+
+
+# --- sizing -------------------------------------------------------------------------------
+
+# What kind's single node already runs, as requested (cpu, memory): kubeadm's static pods
+# (kube-apiserver 250m, kube-controller-manager 200m, kube-scheduler 100m, etcd 100m/100Mi),
+# CoreDNS (2 x 100m/70Mi) and kindnet (100m/50Mi, kind's pkg/build/nodeimage/const_cni.go);
+# kube-proxy and local-path-provisioner request nothing.
+KIND_SYSTEM = {"cpu": 0.25 + 0.2 + 0.1 + 0.1 + 2 * 0.1 + 0.1, "memory": (100 + 2 * 70 + 50) * 2**20}
+EVICTION_RESERVE = 100 * 2**20  # the kubelet's default evictionHard memory.available<100Mi
+NODES = {
+    "2-core 7 GiB (the smallest GitHub Linux runner)": (2.0, 7 * 2**30),
+    "4-core 16 GiB (ubuntu-latest for public repositories)": (4.0, 16 * 2**30),
+}
+
+
+@pytest.mark.parametrize("node", NODES, ids=["2-core-7GiB", "4-core-16GiB"])
+def test_the_requests_fit_the_runner_at_bring_up_and_with_a_replacement(
+    kind_docs: tuple[Doc, ...], node: str
+) -> None:
+    """The scheduler places a pod only if the requests fit what is left: at bring-up every
+    workload plus the migration Job; later (the Job done) every workload plus the largest
+    replacement, which exists next to the pod it replaces while that one terminates."""
+    from harness.platform.kubernetes.diagnostics import pod_requests, summed_requests
+
+    cpu, memory = NODES[node]
+    free = {
+        "cpu": cpu - KIND_SYSTEM["cpu"],
+        "memory": memory - EVICTION_RESERVE - KIND_SYSTEM["memory"],
+    }
+    workloads = summed_requests(kind_docs)
+    job = pod_requests(find(kind_docs, "Job", "airflow-db-migrate")["spec"]["template"]["spec"])
+    largest = {
+        r: max(
+            pod_requests(t["spec"])[r] for o, t in pod_templates(kind_docs) if o["kind"] != "Job"
+        )
+        for r in ("cpu", "memory")
+    }
+    gib = 2**30
+    for what, need in (
+        ("bring-up", {r: workloads[r] + job[r] for r in free}),
+        ("a replacement", {r: workloads[r] + largest[r] for r in free}),
+    ):
+        assert need["cpu"] <= free["cpu"], (
+            f"{node}, {what}: {need['cpu']:.2f} > {free['cpu']:.2f} cores"
+        )
+        assert need["memory"] <= free["memory"], (
+            f"{node}, {what}: {need['memory'] / gib:.2f} > {free['memory'] / gib:.2f} GiB"
+        )
