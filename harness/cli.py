@@ -111,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     soak.add_argument("--out", type=Path, required=True, metavar="DIR")
 
     kind = sub.add_parser("kind", help="create or delete the reference kind cluster")
-    kind.add_argument("action", choices=("up", "down"))
+    kind.add_argument("action", choices=("up", "down", "gc"),
+                      help="gc: delete the stale namespaces of killed or failed runs")  # fmt: skip
     kind.add_argument("--name", default="ha-bench", help="kind cluster name (context kind-NAME)")
 
     report = sub.add_parser(
@@ -291,6 +292,13 @@ def cmd_soak(args: argparse.Namespace) -> int:
 def cmd_kind(args: argparse.Namespace) -> int:
     from harness.platform.kubernetes.kind import default_ledger_dir, kind_down, kind_up
 
+    if args.action == "gc":
+        from harness.platform.kubernetes.kind import context_name
+        from harness.platform.kubernetes.namespaces import gc_context
+
+        removed = gc_context(context_name(args.name))
+        print(f"kind cluster {args.name}: {len(removed)} stale namespace(s) deleted")
+        return 0
     if args.action == "up":
         context = kind_up(args.name, ledger_dir=default_ledger_dir(args.name))
         print(f"kind cluster {args.name} is up: context {context}")

@@ -19,8 +19,10 @@ events go to :attr:`bus`, and everything probed is on loopback: the kind NodePor
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import shlex
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -34,12 +36,13 @@ from harness.core.events import EventBus
 from harness.core.netguard import require_loopback
 from harness.core.polling import poll
 from harness.core.topology import COMPONENTS, Topology
-from harness.platform.kubernetes import safety
+from harness.platform.kubernetes import namespaces, safety
 from harness.platform.kubernetes.api import KubeApi, KubeApiError
 from harness.platform.kubernetes.diagnostics import (
     UNSCHEDULABLE_S,
     BringUpWatch,
     bring_up_problem,
+    collect,
     requests_problem,
 )
 from harness.platform.kubernetes.events import (
@@ -125,6 +128,7 @@ class KubernetesCluster(StartStopContext):
         ledger_dir: Path | None = None,
         ledger_path: str = LEDGER_IN_POD,
         keep_namespace: bool = False,
+        logs_dir: Path | None = None,
         forward_api_servers: bool = True,
         ready_timeout_s: float | None = None,
         bus: EventBus | None = None,
@@ -145,7 +149,12 @@ class KubernetesCluster(StartStopContext):
         127.0.0.1:30080, else a port-forward to ``api_service``), ``nodeport``,
         ``port-forward``; ``lb_url`` overrides it (loopback only). ``ledger_dir``: the host
         directory kind maps to the node's /var/lib/ha-bench (else the ledger is read by
-        exec in worker pods). ``keep_namespace``: owned, leave it in :meth:`stop`.
+        exec in worker pods). ``keep_namespace``: owned, leave it in :meth:`stop`
+        (else ``$HA_BENCH_KEEP_NAMESPACE``: ``1``/``on-failure`` keeps it after a failed
+        start or a stop during an exception, ``always``, ``0`` never; it is annotated
+        ``ha-bench/kept`` and the next run removes it). ``logs_dir``: where :meth:`stop`
+        keeps every pod's object, description, events and logs (current and previous)
+        before the namespace goes (``<logs_dir>/kubernetes/<namespace>/``).
         ``forward_api_servers``: a port-forward per api-server replica. ``api``: an
         adapter to use instead of :class:`KubeApi` (tests). ``kill_via``: how ``kill``
         SIGKILLs (``auto``: the node's runtime on kind, else exec; see the nemesis);
@@ -191,6 +200,9 @@ class KubernetesCluster(StartStopContext):
         self.ledger_dir = Path(ledger_dir) if ledger_dir else None
         self.ledger_path = ledger_path
         self.keep_namespace = keep_namespace
+        self.logs_dir = Path(logs_dir) if logs_dir else None
+        self._start_error: BaseException | None = None
+        self._namespace_obj: dict[str, Any] | None = None
         self.forward_api_servers = forward_api_servers
         self.ready_timeout_s = ready_timeout_s or (
             max(self.topology.startup_timeout_s, 600.0)
@@ -420,6 +432,13 @@ class KubernetesCluster(StartStopContext):
         if self._started:
             raise RuntimeError("cluster already started")
         self._started = True
+        try:
+            self._start(progress)
+        except BaseException as exc:
+            self._start_error = exc
+            raise
+
+    def _start(self, progress: Callable[[dict[str, bool]], None] | None) -> None:
         t0 = time.monotonic()
         raw = self._api_arg or KubeApi(
             self.context, kubeconfig=self.kubeconfig, allowed=self.allowed
@@ -443,6 +462,8 @@ class KubernetesCluster(StartStopContext):
             {"kubernetes.io/service-name": self.api_service}, False,
             self.state.slice_event, self.state.resync_slices,
         )  # fmt: skip
+        if self._namespace_obj is not None:
+            self._background("namespace-lease", self._renew_lease)
         self._wait_ready(progress)
         self.timings["ready_s"] = time.monotonic() - t0
         self._open_urls()
@@ -451,6 +472,11 @@ class KubernetesCluster(StartStopContext):
 
     def _apply(self) -> None:
         assert self.api is not None
+        now = dt.datetime.now(dt.UTC)
+        try:  # namespaces a killed harness left behind
+            namespaces.gc(self.api, now, skip=(self.namespace,), say=self._say)
+        except (KubeApiError, HarnessError) as exc:
+            self._say(f"could not look for stale namespaces: {exc}")
         existing = self.api.get("Namespace")
         if existing is not None:
             if not self.scope.matches(existing):
@@ -460,7 +486,9 @@ class KubernetesCluster(StartStopContext):
                     fix="pass another namespace for owned mode, or use mode 'existing' to "
                     "test what runs there without changing it",
                 )
-            if existing["metadata"].get("deletionTimestamp"):
+            self._take_over(existing, now)
+            existing = self.api.get("Namespace")
+            if existing is not None and existing["metadata"].get("deletionTimestamp"):
                 self._say(f"waiting for namespace {self.namespace} to finish terminating")
                 if not self._wait_namespace_gone(180.0):
                     raise HarnessError(
@@ -478,6 +506,9 @@ class KubernetesCluster(StartStopContext):
         objects = self.prepared.objects
         for obj in objects:
             if obj["kind"] == "Namespace":
+                meta = obj["metadata"]
+                meta["annotations"] = {**(meta.get("annotations") or {}), **namespaces.lease(now)}
+                self._namespace_obj = obj
                 self._apply_one(obj)
         self._applied = True  # from here on, stop() removes what was made
         if self.api.get("Secret", SECRET) is None:
@@ -486,6 +517,36 @@ class KubernetesCluster(StartStopContext):
             if obj["kind"] != "Namespace":
                 self._apply_one(obj)
         self._say(f"applied {len(objects)} objects to namespace {self.namespace}")
+
+    def _take_over(self, existing: dict[str, Any], now: dt.datetime) -> None:
+        """Our namespace exists: ours already (this process), stale (delete it first), or
+        in use by another harness (refuse)."""
+        assert self.api is not None
+        notes = existing["metadata"].get("annotations") or {}
+        if existing["metadata"].get("deletionTimestamp"):
+            return
+        if notes.get(namespaces.OWNER) == namespaces.owner_id() and not notes.get(namespaces.KEPT):
+            return
+        why = namespaces.staleness(existing, now)
+        if why is None:
+            raise HarnessError(
+                f"namespace {self.namespace!r} is in use by {namespaces.in_use_by(existing)}",
+                fix="wait for that run to end, pass another namespace, or `ha-bench kind gc` "
+                "once it is gone",
+            )
+        self._say(f"deleting stale namespace {self.namespace} first: {why}")
+        self.api.delete_namespace()
+
+    def _renew_lease(self) -> None:
+        """Push the namespace's expiry forward while this harness runs."""
+        assert self.api is not None and self._namespace_obj is not None
+        while not self._stopping.wait(namespaces.RENEW_S):
+            obj = self._namespace_obj
+            obj["metadata"]["annotations"].update(namespaces.lease(dt.datetime.now(dt.UTC)))
+            try:
+                self.api.apply(obj)
+            except (KubeApiError, HarnessError) as exc:
+                log.warning("renewing the lease of namespace %s failed: %s", self.namespace, exc)
 
     def _preflight(self, objects: list[dict[str, Any]]) -> None:
         """Before anything is applied: every image exists where the nodes pull it from,
@@ -734,12 +795,45 @@ class KubernetesCluster(StartStopContext):
         assert api is not None
         return bool(poll(lambda: api.get("Namespace") is None, timeout_s=timeout_s, interval_s=2.0))
 
+    def _keep_evidence(self) -> None:
+        """Every pod's object, description, events and logs into ``logs_dir`` (the
+        watch's pods, Job pods included, and any a fresh list adds)."""
+        assert self.api is not None
+        if self.logs_dir is None:
+            self._say("no logs_dir: the pods' logs are not kept")
+            return
+        pods = {p["metadata"]["uid"]: p for p in self.state.read(lambda t: t.all_pods())}
+        try:
+            pods.update({p["metadata"]["uid"]: p for p in self.api.list("Pod")[0]})
+        except KubeApiError as exc:
+            self._say(f"could not list the pods: {exc}")
+        into = self.logs_dir / "kubernetes" / self.namespace
+        kept = collect(self.api, sorted(pods.values(), key=lambda p: p["metadata"]["name"]), into)
+        self._say(f"kept {kept['pods']} pods' logs, descriptions and events in {into}")
+
+    def _keep_reason(self, failure: BaseException | None) -> str | None:
+        if self.keep_namespace:
+            return "keep_namespace"
+        policy = namespaces.keep_policy()
+        if policy == "always":
+            return f"{namespaces.KEEP_ENV}=always"
+        if policy == "on-failure" and failure is not None:
+            return f"{type(failure).__name__}: {str(failure)[:200]}"
+        return None
+
     def stop(self) -> None:
-        """Stop watches and port-forwards; owned: delete the namespace (unless kept)."""
+        """Keep the evidence (``logs_dir``), stop watches and port-forwards; owned: delete
+        the namespace, unless it is kept (then annotated ``ha-bench/kept``)."""
         if self._stopped or not self._started:
             self._stopped = True
             return
         self._stopped = True
+        failure = sys.exc_info()[1] or self._start_error
+        if self.api is not None and (self._applied or not self.owned):
+            try:
+                self._keep_evidence()
+            except (OSError, HarnessError) as exc:
+                self._say(f"could not keep the pods' logs: {exc}")
         self._stopping.set()
         for thread in self._threads:
             if thread.name == "port-forwards":
@@ -747,7 +841,21 @@ class KubernetesCluster(StartStopContext):
         for forward in [*self._forwards.values(), self._lb_forward]:
             if forward is not None:
                 forward.close()
-        if self.owned and self._applied and not self.keep_namespace and self.api is not None:
+        keep = self._keep_reason(failure) if self.owned and self._applied else None
+        if keep is not None and self.api is not None and self._namespace_obj is not None:
+            obj = self._namespace_obj
+            obj["metadata"]["annotations"].update(
+                namespaces.lease(dt.datetime.now(dt.UTC), kept=keep)
+            )
+            try:
+                self.api.apply(obj)
+            except (KubeApiError, HarnessError) as exc:
+                self._say(f"could not mark namespace {self.namespace} as kept: {exc}")
+            self._say(
+                f"kept namespace {self.namespace} ({keep}): `kubectl --context {self.context} "
+                f"-n {self.namespace} get pods`; the next run or `ha-bench kind gc` removes it"
+            )
+        elif self.owned and self._applied and self.api is not None:
             try:
                 self.api.delete_namespace()
                 if not self._wait_namespace_gone(180.0):
