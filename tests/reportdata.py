@@ -86,3 +86,151 @@ def perturb(
 
 def write_summary(variant_dir: Path, summary: dict[str, Any]) -> None:
     results.write_summary(variant_dir / "summary.json", summary)
+
+
+# --- synthesized runs with the newer summary keys ----------------------------------------
+# Nothing below was measured: the recorded scheduler-kill summary is the template, and the
+# figures the runner now writes (headline, baseline, load, per-run scheduling points, rejoin
+# blips, a soak's fault outcomes) are made up by these builders.
+
+SCHEDULER_HEADLINE = ["start_latency_after_max_s", "task_start_gap_after_s", "scheduling_resumed_s"]
+SOAK_HEADLINE = ["downtime_s", "faults_injected", "failed_tasks"]
+SYNTHESIZED_SCHEDULER = "scheduler-kill-synthesized"
+SYNTHESIZED_SOAK = "soak-synthesized"
+BASELINE_INVALID = "LB probes failed in the baseline window (3 of 160)"
+
+
+def _synthesized_points(rng: random.Random, never: int) -> list[list[float | None]]:
+    """[t_trigger - t_fault, latency] per DAG run: ~1 s apart from -8 s to +30 s, normal
+    latency ~0.8 s, runs triggered in the first 9 s after the fault wait for the takeover,
+    and the last ``never`` runs never start."""
+    points: list[list[float | None]] = []
+    t = -8.0
+    while t < 30.0:
+        latency = 0.6 + rng.uniform(0, 0.5)
+        if 0 <= t < 9.0:
+            latency += 9.0 - t
+        points.append([round(t, 3), round(latency, 3)])
+        t += rng.uniform(0.6, 1.4)
+    for p in points[len(points) - never :]:
+        p[1] = None
+    return points
+
+
+def _phase(rng: random.Random, requests: int, failures: int, slow: float = 1.0) -> dict:
+    return {
+        "requests": requests,
+        "failures": failures,
+        "error_rate": failures / requests if requests else None,
+        "p50_s": round(0.012 * slow + rng.uniform(0, 0.002), 6),
+        "p95_s": round(0.040 * slow + rng.uniform(0, 0.005), 6),
+        "p99_s": round(0.090 * slow + rng.uniform(0, 0.010), 6),
+    }
+
+
+def synthesized_scheduler_repetition(
+    number: int, rng: random.Random, *, never: int = 0, baseline_failures: int = 0
+) -> dict[str, Any]:
+    template = json.loads((SMOKE_RUN / VARIANTS[3] / "summary.json").read_text())
+    rep = dict(template["repetitions"][0], repetition=number, seed=number)
+    points = _synthesized_points(rng, never)
+    after = [p for p in points if p[0] >= 0]
+    unstarted = [p[0] for p in after if p[1] is None]
+    watched = round(40.0 - min(unstarted), 3) if unstarted else None  # observed to +40 s
+    started_after = [p[1] for p in after if p[1] is not None]
+    rep.update(
+        {
+            "valid": True,
+            "invalid_reasons": [],
+            "start_latency_points": points,
+            "start_latency_before_p50_s": 0.85,
+            "start_latency_after_p50_s": sorted(started_after)[len(started_after) // 2],
+            "start_latency_after_max_s": None if never else max(started_after),
+            "task_start_gap_after_s": round(8.5 + rng.uniform(0, 1.5), 3),
+            "scheduling_resumed_s": round(9.0 + rng.uniform(0, 1.0), 3),
+            "censored": {"start_latency_after_max_s": watched} if never else {},
+            "downtime_s": 0.0,
+            "recovery_s": 0.0,
+            "fault_outage_s": 0.0,
+            "rejoin_blips": [{"after_s": 11.4, "duration_s": 0.15}] if number % 2 else [],
+            "restarts_before": {"scheduler-0": 0, "scheduler-1": 0},
+            "baseline_downtime_s": 0.15 if baseline_failures else 0.0,
+            "baseline": {
+                "window_s": 8.0,
+                "probes": 160,
+                "failures": baseline_failures,
+                "error_rate": baseline_failures / 160,
+                "p50_s": 0.004,
+                "p99_s": 0.021,
+            },
+            "prober": {
+                "planned": 900,
+                "sent": 897,
+                "achieved_fraction": 0.9967,
+                "longest_silence_s": 0.11,
+            },
+            "load": {
+                "users": 10,
+                **_phase(rng, 1200, 4),
+                "phases": {
+                    "before": _phase(rng, 300, 0),
+                    "during": _phase(rng, 100, 4, slow=3.0),
+                    "after": _phase(rng, 800, 0),
+                },
+            },
+        }
+    )
+    if baseline_failures:
+        rep.update(valid=False, invalid_reasons=[BASELINE_INVALID])
+    return rep
+
+
+def synthesized_soak_repetition(number: int) -> dict[str, Any]:
+    template = json.loads((SMOKE_RUN / VARIANTS[1] / "summary.json").read_text())
+    rep = dict(template["repetitions"][0], repetition=number, seed=number)
+    outcomes = [
+        {"op": "kill", "target": "api-server-0", "at_s": 0.0, "outage_s": 0.4,
+         "ready_after_s": 21.3},
+        {"op": "kill", "target": "scheduler-1", "at_s": 60.2, "outage_s": 0.0,
+         "ready_after_s": 12.8},
+        {"op": "stop", "target": "worker-0", "at_s": 120.5, "outage_s": 0.0,
+         "ready_after_s": None},
+    ]  # fmt: skip
+    rep.update(fault_outcomes=outcomes, faults_injected=3, failed_tasks=0, downtime_s=0.4)
+    return rep
+
+
+def synthesized_fault_run(
+    dst: Path,
+    *,
+    reps: int = 6,
+    never: tuple[int, ...] = (0, 2, 0, 1, 0, 0),
+    invalid_baseline: int | None = 7,
+    seed: int = 0,
+) -> Path:
+    """A run of two synthesized variants, with every key the runner now writes:
+
+    - ``scheduler-kill-synthesized``: ``reps`` valid repetitions whose headline is about
+      scheduling; repetition i has ``never[i - 1]`` DAG runs that never started (its max
+      start latency censored), 10 Locust users, a rejoin blip in every odd repetition; plus
+      repetition ``invalid_baseline`` (None: none), invalid because 3 baseline probes failed;
+    - ``soak-synthesized``: one repetition of three faults in order (``fault_outcomes``).
+    """
+    rng = random.Random(seed)
+    template = json.loads((SMOKE_RUN / VARIANTS[3] / "summary.json").read_text())
+    template["experiment_definition"].update(headline=SCHEDULER_HEADLINE, load_users=10)
+    repetitions = [
+        synthesized_scheduler_repetition(i, rng, never=never[i - 1] if i <= len(never) else 0)
+        for i in range(1, reps + 1)
+    ]
+    if invalid_baseline is not None:
+        repetitions.append(
+            synthesized_scheduler_repetition(invalid_baseline, rng, baseline_failures=3)
+        )
+    template.update(schema_version=2, repetitions=repetitions)
+    write_summary(dst / SYNTHESIZED_SCHEDULER, template)
+    soak = json.loads((SMOKE_RUN / VARIANTS[1] / "summary.json").read_text())
+    soak["experiment_definition"].update(name="soak", headline=SOAK_HEADLINE)
+    soak.update(schema_version=2, repetitions=[synthesized_soak_repetition(1)])
+    write_summary(dst / SYNTHESIZED_SOAK, soak)
+    return dst

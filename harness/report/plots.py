@@ -2,9 +2,13 @@
 
 - :func:`recovery_curve_figure`: one repetition over time — LB success and error rates,
   latency percentiles, per-replica success, lifecycle events — with fault markers;
-- :func:`repetitions_figure`: downtime and recovery of every valid repetition per variant,
-  with medians and order-statistic 95 % intervals (censored "never" values are counted in
-  the label, not drawn);
+- :func:`repetitions_figure`: each variant's headline figures (the ones that matter for its
+  fault; downtime and recovery for older runs) over its valid repetitions, with medians and
+  order-statistic 95 % intervals (censored "never" values are counted in the label, not
+  drawn);
+- :func:`scheduling_scatter_figure`: per DAG run of a variant, its trigger time relative to
+  the fault against its trigger → first task start latency, a marker per repetition, runs
+  that never started at the top edge (:func:`scheduling_points` gives the data);
 - :func:`phase_latency_figure`: latency before / during / after the fault per variant;
 - :func:`overlay_figure`: LB success rate of several curves on one axis;
 - :func:`comparison_figure`: a base and a new run side by side (see :mod:`harness.report.compare`);
@@ -31,6 +35,7 @@ from matplotlib.colors import LinearSegmentedColormap
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
 from harness.analysis.curves import LB, RecoveryCurve
 from harness.analysis.stats import median_ci, numbers
@@ -58,14 +63,18 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ExecutionTimeline",
+    "SchedulingPoints",
     "comparison_figure",
     "execution_timeline",
     "execution_timeline_figure",
+    "metric_label",
     "overlay_figure",
     "phase_latency_figure",
     "recovery_curve_figure",
     "repetitions_figure",
     "save_figure",
+    "scheduling_points",
+    "scheduling_scatter_figure",
 ]
 
 RC = {
@@ -107,8 +116,13 @@ METRIC_LABELS = {
     "recovery_s": "recovery time (s since fault)",
     "scheduling_resumed_s": "scheduling resumed (s since fault)",
     "task_start_gap_after_s": "largest task-start gap after (s)",
-    "start_latency_after_p95_s": "task start latency after, p95 (s)",
-    "start_latency_after_max_s": "task start latency after, max (s)",
+    "start_latency_after_p50_s": "trigger → task start after the fault, p50 (s)",
+    "start_latency_after_p95_s": "trigger → task start after the fault, p95 (s)",
+    "start_latency_after_max_s": "trigger → task start after the fault, max (s)",
+    "victim_failed_after_s": "victim failed (s since fault)",
+    "victim_rerun_after_s": "victim rerun started (s since fault)",
+    "victim_done_after_s": "victim done (s since fault)",
+    "replacement_ready_s": "replacement ready (s since fault)",
     "failed_tasks": "failed tasks",
     "lost_runs": "lost runs",
     "duplicated_executions": "duplicated executions",
@@ -359,18 +373,28 @@ def _strip_note(raw: list[float | None], text: str) -> str:
     )
 
 
-def _strip_row(ax, row: int, variant: Variant, metric: str, rng: np.random.Generator) -> None:
+def metric_label(metric: str) -> str:
+    """An axis label of a figure: its words and unit (``(s)`` for ``*_s``)."""
+    if metric in METRIC_LABELS:
+        return METRIC_LABELS[metric]
+    words = metric.removesuffix("_s").replace("_", " ")
+    return f"{words} (s)" if metric.endswith("_s") else words
+
+
+def _strip_row(
+    ax, row: int, variant: Variant, metric: str, rng: np.random.Generator
+) -> tuple[str, list[float]]:
     """One variant's valid repetitions (dots; censored ones are only counted), median and
-    order-statistic interval (an infinite bound is drawn to the largest measured value)."""
+    order-statistic interval (an infinite bound is drawn to the largest measured value).
+    Returns the row's label (median, interval, what is not drawn) and the values drawn."""
     raw = variant.values(metric)
     vals = [x for x in numbers(raw) if math.isfinite(x)]
     est = median_ci(raw, censored_s=variant.censored_s(metric))
     jitter = rng.uniform(-0.12, 0.12, len(vals)) if len(vals) > 1 else np.zeros(len(vals))
     ax.scatter(vals, row + jitter, color="#1f77b4", s=22, alpha=0.8, zorder=3,
-               label="repetition" if row == 0 else None)  # fmt: skip
+               label="repetition" if row == 0 else None, clip_on=False)  # fmt: skip
     if est.median is None:
-        ax.text(0, row, " no data", va="center", fontsize=8, color="#7f7f7f")
-        return
+        return "no data", vals
     if math.isfinite(est.median):
         ax.plot([est.median] * 2, [row - 0.3, row + 0.3], color="#000000", linewidth=2,
                 zorder=4, label="median" if row == 0 else None)  # fmt: skip
@@ -380,36 +404,161 @@ def _strip_row(ax, row: int, variant: Variant, metric: str, rng: np.random.Gener
             ax.plot([est.low, high], [row, row], color="#ff7f0e", linewidth=5, alpha=0.55,
                     zorder=2, solid_capstyle="butt",
                     label="95 % interval of the median" if row == 0 else None)  # fmt: skip
-    _label_row(ax, row, _strip_note(raw, est.text()))
+            if not math.isfinite(est.high):  # open to the right: "never" is its upper bound
+                ax.plot([high], [row], marker=">", color="#ff7f0e", markersize=8, zorder=2,
+                        clip_on=False)  # fmt: skip
+    seconds = metric.endswith("_s")
+    return _strip_note(raw, est.text(unit="s" if seconds else "", digits=2 if seconds else 1)), vals
 
 
-def _strip(ax, run: Run, metric: str, label: str) -> None:
-    names = [v.name for v in run.variants]
+def _strip(ax, variants: list[Variant], metric: str) -> None:
+    """A row per variant; the rows' medians and intervals as labels on the right (tick
+    labels of a secondary axis, so the layout leaves room for them)."""
+    names = [v.name for v in variants]
     rng = np.random.default_rng(0)
-    for row, variant in enumerate(run.variants):
-        _strip_row(ax, row, variant, metric, rng)
+    notes, drawn = [], []
+    for row, variant in enumerate(variants):
+        note, vals = _strip_row(ax, row, variant, metric, rng)
+        notes.append(note)
+        drawn += vals
     ax.set_yticks(range(len(names)), names)
     ax.set_ylim(len(names) - 0.5, -0.5)
-    ax.set_xlabel(label)
-    ax.set_xlim(left=0)
+    right = ax.secondary_yaxis("right")
+    right.set_yticks(range(len(names)), notes)
+    right.tick_params(length=0, labelsize=8)
+    ax.set_xlabel(metric_label(metric))
+    ax.set_xlim(0, max([*drawn, 0.0]) * 1.06 or 1.0)
+    if not metric.endswith("_s"):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # counts
     ax.grid(axis="x", color="#dddddd", linewidth=0.6)
 
 
+def headline_panels(run: Run) -> list[tuple[str, list[Variant]]]:
+    """(metric, the variants whose headline it is) for every headline figure of the run,
+    in the order the variants name them."""
+    metrics = list(dict.fromkeys(m for v in run.variants for m in v.headline))
+    return [(m, [v for v in run.variants if m in v.headline]) for m in metrics]
+
+
 def repetitions_figure(run: Run) -> Figure:
-    """Downtime and recovery per valid repetition (dots), median (bar) and order-statistic
-    95 % interval of the median per variant."""
+    """A panel per headline figure (the figures that matter for each variant's fault;
+    downtime and recovery for runs written before the headline existed): its valid
+    repetitions (dots), median (bar) and order-statistic 95 % interval of the median, for
+    each variant whose headline it is."""
     import matplotlib
 
+    panels = headline_panels(run)
+    heights = [0.42 * len(variants) + 0.95 for _, variants in panels]
     with matplotlib.rc_context(RC):
-        fig = _figure(12.5, 0.45 * len(run.variants) + 1.6)
-        ax_d, ax_r = fig.subplots(1, 2, sharey=True)
-        _strip(ax_d, run, "downtime_s", METRIC_LABELS["downtime_s"])
-        _strip(ax_r, run, "recovery_s", METRIC_LABELS["recovery_s"])
-        ax_d.set_title("downtime")
-        ax_r.set_title("recovery")
-        handles, labels = ax_d.get_legend_handles_labels()
-        if handles:
-            fig.legend(handles, labels, loc="outside lower center", ncols=3)
+        fig = _figure(12.5, sum(heights) + 0.5)
+        grid = fig.subplots(len(panels), 1, squeeze=False, gridspec_kw={"height_ratios": heights})
+        axes = np.atleast_1d(grid).ravel()
+        legend: dict[str, object] = {}
+        for ax, (metric, variants) in zip(axes, panels, strict=True):
+            _strip(ax, variants, metric)
+            ax.set_title(metric, loc="left", fontfamily="monospace")
+            for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+                legend.setdefault(label, handle)
+        if legend:
+            fig.legend(list(legend.values()), list(legend), loc="outside lower center", ncols=3)
+    return fig
+
+
+# --- scheduling scatter ------------------------------------------------------------------
+
+REPETITION_MARKERS = ("o", "s", "D", "v", "P", "X", "<", ">", "p", "h", "*", "d")
+NEVER_MARKER = "^"  # a run that never started, at the top edge
+
+
+@dataclass
+class RepetitionPoints:
+    """One repetition's DAG runs: (trigger - fault, latency) of those that started, and
+    the trigger times of those that never did."""
+
+    number: int
+    started: list[tuple[float, float]]
+    never: list[float]
+
+
+@dataclass
+class SchedulingPoints:
+    repetitions: list[RepetitionPoints]
+
+    @property
+    def runs(self) -> int:
+        return sum(len(r.started) + len(r.never) for r in self.repetitions)
+
+    @property
+    def never(self) -> int:
+        return sum(len(r.never) for r in self.repetitions)
+
+
+def _finite(x: object) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def scheduling_points(variant: Variant) -> SchedulingPoints | None:
+    """The ``start_latency_points`` of the variant's valid repetitions (None if none has
+    them: runs written before the key existed); a malformed point is skipped."""
+    reps = []
+    for r in variant.valid_repetitions:
+        points = r.figures.get("start_latency_points")
+        if not isinstance(points, list):
+            continue
+        started, never = [], []
+        for p in points:
+            if not isinstance(p, list | tuple) or len(p) != 2 or not _finite(p[0]):
+                continue
+            if p[1] is None:
+                never.append(float(p[0]))
+            elif _finite(p[1]):
+                started.append((float(p[0]), float(p[1])))
+        reps.append(RepetitionPoints(r.number, started, never))
+    return SchedulingPoints(reps) if reps else None
+
+
+def scheduling_scatter_figure(points: SchedulingPoints, *, title: str = "") -> Figure:
+    """Per DAG run, trigger time relative to the fault (x, s) against trigger → first task
+    start (y, s): a marker style per repetition, the fault at x = 0, and runs that never
+    started drawn at the top edge as triangles outlined red (counted in the legend)."""
+    import matplotlib
+
+    latencies = [y for r in points.repetitions for _, y in r.started]
+    top = max(latencies, default=0.0) * 1.12 or 1.0
+    with matplotlib.rc_context(RC):
+        fig = _figure(12.5, 4.4)
+        ax = fig.subplots()
+        handles: list[Line2D] = []
+        for i, r in enumerate(points.repetitions):
+            colour = REPLICA_COLOURS[i % len(REPLICA_COLOURS)]
+            marker = REPETITION_MARKERS[i % len(REPETITION_MARKERS)]
+            if r.started:
+                xs, ys = zip(*r.started, strict=True)
+                ax.scatter(xs, ys, marker=marker, color=colour, s=24, alpha=0.8, zorder=3,
+                           linewidths=0.4, edgecolors="#333333")  # fmt: skip
+            if r.never:
+                ax.scatter(r.never, [top] * len(r.never), marker=NEVER_MARKER, s=70,
+                           facecolors=colour, edgecolors="#d62728", linewidths=1.6,
+                           clip_on=False, zorder=6)  # fmt: skip
+            never = f", {len(r.never)} never started" if r.never else ""
+            handles.append(Line2D([], [], marker=marker, color=colour, linestyle="",
+                                  label=f"repetition {r.number}: {len(r.started)} started"
+                                  f"{never}"))  # fmt: skip
+        ax.axvline(0, color="#d62728", linewidth=1.4, zorder=4)
+        handles.append(Line2D([], [], color="#d62728", linewidth=1.4, label="fault (x = 0)"))
+        handles.append(Line2D([], [], marker=NEVER_MARKER, markersize=8, linestyle="",
+                              markerfacecolor="#ffffff", markeredgecolor="#d62728",
+                              markeredgewidth=1.6,
+                              label=f"never started: {points.never} run(s), drawn at the "
+                              "top edge"))  # fmt: skip
+        ax.set_ylim(0, top)
+        ax.set_xlabel("DAG run triggered at (s relative to the fault)")
+        ax.set_ylabel("trigger → first task start (s)")
+        ax.grid(color="#e5e5e5", linewidth=0.6)
+        _legend_right(ax, handles)
+        head = f"{title} — " if title else ""
+        ax.set_title(f"{head}trigger → first task start per DAG run ({points.runs} runs in "
+                     f"{len(points.repetitions)} repetition(s))", loc="left")  # fmt: skip
     return fig
 
 

@@ -5,11 +5,20 @@ single experiment directory. It writes, next to the data:
 
 - ``figures/*.png`` and ``figures/*.svg``: per repetition the recovery curve and, where
   the repetition kept its side-effect ledger, its execution timeline (task executions per
-  task instance with the task-history checkers' findings); per run the repetitions
-  (downtime, recovery with medians and confidence intervals) and the latency per phase;
+  task instance with the task-history checkers' findings); per variant whose headline has
+  a scheduling figure, the scheduling scatter (trigger time vs trigger → first task start,
+  per DAG run); per run the repetitions (each variant's headline figures with medians and
+  confidence intervals) and the latency per phase;
 - ``report.md`` (links the PNGs) and ``report.html`` (PNGs embedded as data URIs, so it
   opens from disk or as an e-mail attachment);
 - for a run directory, ``summary.json``: an index of its experiments.
+
+Each variant's section starts with its **headline**: the figures that matter for its fault
+(``experiment_definition.headline``; downtime and recovery for runs written before it
+existed), then its **baseline and load** as measured (LB probes between the steady state and
+the fault, prober coverage, what the Locust users saw per phase), the scheduling scatter,
+a soak's faults in order, and a table per repetition (the fault's own outage apart from the
+rejoin blips after it). Keys a repetition lacks (older runs) are said to be missing.
 
 This module computes the content (:class:`Report`: its text, tables as rows of cells,
 figures with their paths and embedded data); the Jinja2 templates in ``templates/`` lay
@@ -44,6 +53,7 @@ from harness.report.runs import (
     Repetition,
     Run,
     Variant,
+    headline_of,
     is_experiment_dir,
     load_run,
     load_summaries,
@@ -67,6 +77,10 @@ VERDICTS_NOTE = (
     "study, reported without failing anything. Verdict and measured: as the run recorded "
     "them, one value per repetition; median: over the valid repetitions (censored: +inf), "
     "with the order-statistic 95 % interval of the median (none below 6 repetitions)."
+)
+HEADLINE_DEFAULT_NOTE = (
+    "This run was written before experiments named their headline figures: downtime and "
+    "recovery are shown."
 )
 PHASES_NOTE = (
     "Probes through the load balancer: before the fault, during (fault until "
@@ -112,12 +126,25 @@ class Curve:
 
 
 @dataclass
+class Block:
+    """A note, a table, or both (a table absent: the note says why)."""
+
+    note: str
+    table: Table | None = None
+
+
+@dataclass
 class ExperimentSection:
     name: str
     description: str | None
-    repetitions: list[str]  # one line per repetition
+    headline: Block  # first: the figures that matter for this fault
+    baseline: Block
+    load: Block
+    repetitions: Block  # a table with one row per repetition
     curves: list[Curve]
     timelines: list[Curve] = field(default_factory=list)  # repetitions with a ledger
+    scheduling: Curve | None = None  # the scatter, when the headline is about scheduling
+    soak: Block | None = None  # a soak's faults in order
 
 
 @dataclass
@@ -138,7 +165,8 @@ class Report:
     phases_note: str = PHASES_NOTE
 
     def figures(self) -> list[Figure]:
-        curves = [c.figure for e in self.experiments for c in [*e.curves, *e.timelines]
+        curves = [c.figure for e in self.experiments
+                  for c in [*([e.scheduling] if e.scheduling else []), *e.curves, *e.timelines]
                   if c.figure]  # fmt: skip
         return [self.repetitions_figure, self.phase_figure, *curves]
 
@@ -175,6 +203,12 @@ def _inline(text: str) -> Markup:
     return Markup(re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", text))
 
 
+def _wbr(markup: Markup) -> Markup:
+    """A line-break opportunity after each underscore (long figure names in table headers);
+    the HTML of :func:`_inline` has underscores in text only, never in a tag."""
+    return Markup(str(markup).replace("_", "_<wbr>"))
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
@@ -193,7 +227,8 @@ def _templates() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(md_row=_md_row, inline=_inline, slug=_slug, verdict_class=_verdict_class)
+    env.filters.update(md_row=_md_row, inline=_inline, slug=_slug, verdict_class=_verdict_class,
+                       wbr=_wbr)  # fmt: skip
     return env
 
 
@@ -276,10 +311,8 @@ def _verdict_text(counts: dict[str, int]) -> str:
 OVERVIEW_HEADERS = [
     "experiment",
     "n",
-    "downtime",
-    "recovery",
-    "detected after",
-    "replacement ready",
+    "headline figure",
+    "median [95 % interval]",
     "failed tasks",
     "verdicts",
 ]
@@ -290,26 +323,43 @@ def estimate(v: Variant, metric: str) -> Estimate:
     return median_ci(v.values(metric), censored_s=v.censored_s(metric))
 
 
+def _unit(metric: str) -> str:
+    return "s" if metric.endswith("_s") else ""
+
+
+def estimate_text(v: Variant, metric: str) -> str:
+    """``1.23 s [0.90, 1.80] (n=6)``, ``never (>= X s) ...``, ``... (n=5; no 95 % interval:
+    n < 6)``, or ``not recorded`` when no valid repetition has the figure."""
+    est = estimate(v, metric)
+    if est.median is None:
+        return "not recorded"
+    return est.text(unit=_unit(metric), digits=2 if metric.endswith("_s") else 1)
+
+
 def _n_text(v: Variant) -> str:
     excluded = f" ({len(v.excluded)} invalid, excluded)" if v.excluded else ""
     return f"{len(v.valid_repetitions)}{excluded}"
 
 
 def _overview_table(run: Run) -> Table:
+    """A row per headline figure of each variant; n, failed tasks and verdicts on the
+    variant's first row."""
     rows = []
     for v in run.variants:
-        rows.append(
-            [
-                v.name,
-                _n_text(v),
-                estimate(v, "downtime_s").text(),
-                estimate(v, "recovery_s").text(),
-                estimate(v, "time_to_detect_s").text(),
-                estimate(v, "replacement_ready_s").text(),
-                ", ".join(_fmt(r.figures.get("failed_tasks")) for r in v.valid_repetitions),
-                _verdict_text(v.verdict_counts()),
-            ]
-        )
+        for i, metric in enumerate(v.headline):
+            first = i == 0
+            rows.append(
+                [
+                    v.name,
+                    _n_text(v) if first else "",
+                    f"`{metric}`",
+                    estimate_text(v, metric),
+                    ", ".join(_fmt(r.figures.get("failed_tasks")) for r in v.valid_repetitions)
+                    if first
+                    else "",
+                    _verdict_text(v.verdict_counts()) if first else "",
+                ]
+            )
     return Table(OVERVIEW_HEADERS, rows)
 
 
@@ -332,11 +382,15 @@ def _overview_note(run: Run) -> str:
     if excluded:
         note += (
             f" {excluded} invalid repetition(s) are excluded from every figure and median "
-            "(see the repetitions under Recovery curves for why)."
+            "(see each experiment's repetitions under Experiments for why)."
         )
     return (
-        note + " Downtime: total outage of the probe stream through the load balancer; "
-        "the other times are seconds since the fault."
+        note + " Each experiment's **headline figures** are the ones that matter for its "
+        "fault (its definition's `headline`; downtime and recovery for runs written before "
+        "it existed). `downtime_s`: total outage of the probe stream through the load "
+        "balancer; `recovery_s`, `scheduling_resumed_s`, `*_after_s` of a victim or a "
+        "replacement: seconds since the fault; start latencies and task-start gaps: "
+        "durations in seconds."
     )
 
 
@@ -437,22 +491,308 @@ def _seconds(r: Repetition, metric: str) -> str:
     return text if text == "-" or text.startswith("never") else f"{text} s"
 
 
-def _repetition_line(r: Repetition) -> str:
-    figs = ", ".join(
-        f"{label} {_figure_text(r, k)}"
+def _figure_cell(r: Repetition, metric: str) -> str:
+    """A repetition's figure in a table: ``1.23 s``, ``never (>= X s)``, ``2`` or ``-``."""
+    if metric.endswith("_s"):
+        return _seconds(r, metric)
+    return _figure_text(r, metric, 2)
+
+
+def _hypotheses_on(v: Variant, metric: str) -> str:
+    named = [
+        f"`{name}`: **{verdict.get('verdict')}**"
+        + ("" if verdict.get("gate", True) else " (expectation)")
+        for name, verdict in v.verdicts.items()
+        if name.split()[0] == metric
+    ]
+    return "; ".join(named) or "-"
+
+
+def _headline_block(v: Variant) -> Block:
+    """The variant's headline figures: median and 95 % interval over the valid repetitions,
+    each valid repetition's value, and the hypotheses on it."""
+    rows = [
+        [
+            f"`{metric}`",
+            estimate_text(v, metric),
+            ", ".join(_figure_cell(r, metric) for r in v.valid_repetitions) or "-",
+            _hypotheses_on(v, metric),
+        ]
+        for metric in v.headline
+    ]
+    table = Table(["headline figure", "median [95 % interval]", "valid repetitions",
+                   "hypotheses on it"], rows)  # fmt: skip
+    note = (
+        "The figures that matter for this fault (its definition's `headline`), over the "
+        f"{len(v.valid_repetitions)} valid repetition(s)."
+        if v.names_headline
+        else HEADLINE_DEFAULT_NOTE
+    )
+    missing = [m for m in v.headline if all(x is None for x in v.values(m))]
+    if missing:
+        note += (
+            " Not recorded in any valid repetition: "
+            + ", ".join(f"`{m}`" for m in missing)
+            + " (a run written before the harness measured it, or none valid)."
+        )
+    return Block(note, table)
+
+
+def _is_num(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _pct(x: Any, digits: int = 2) -> str:
+    return f"{x * 100:.{digits}f} %" if _is_num(x) else "-"
+
+
+def _ms(x: Any) -> str:
+    return f"{x * 1000:.1f}" if _is_num(x) else "-"
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+BASELINE_HEADERS = [
+    "repetition",
+    "baseline window",
+    "LB probes",
+    "failed",
+    "error rate",
+    "p50 (ms)",
+    "p99 (ms)",
+    "LB down (s)",
+    "prober sent (of planned)",
+    "longest prober silence",
+]
+
+
+def _rep_label(r: Repetition) -> str:
+    return f"{r.number}" + ("" if r.valid else " (invalid, excluded)")
+
+
+def _baseline_row(r: Repetition) -> list[str]:
+    b, pr = _dict(r.figures.get("baseline")), _dict(r.figures.get("prober"))
+    window = b.get("window_s")
+    sent = (
+        f"{_pct(pr.get('achieved_fraction'), 1)} ({_fmt(pr.get('sent'))} of "
+        f"{_fmt(pr.get('planned'))})"
+        if pr
+        else "-"
+    )
+    silence = pr.get("longest_silence_s")
+    return [
+        _rep_label(r),
+        f"{window:.1f} s" if _is_num(window) else "-",
+        _fmt(b.get("probes")),
+        _fmt(b.get("failures")),
+        _pct(b.get("error_rate")),
+        _ms(b.get("p50_s")),
+        _ms(b.get("p99_s")),
+        _fmt(r.figures.get("baseline_downtime_s"), 2),
+        sent,
+        _seconds_text(silence),
+    ]
+
+
+MIN_ACHIEVED = 0.95  # as harness.analysis.validity: below it a repetition is invalid
+
+
+def _baseline_block(v: Variant) -> Block:
+    """Per repetition (invalid ones too: a failing baseline is one reason to be invalid) the
+    LB liveness probes between the steady state and the fault, and the prober's coverage;
+    the note says plainly when the baseline had failures."""
+    reps = [r for r in v.repetitions if "baseline" in r.figures or "prober" in r.figures]
+    if not reps:
+        return Block(
+            "No baseline recorded: this run was written before the harness recorded the "
+            "window between the steady state and the fault (the `before` phase under "
+            "Latency per phase is the nearest thing)."
+        )
+    failing = [r for r in reps if _count(_dict(r.figures.get("baseline")).get("failures"))]
+    probes = sum(_count(_dict(r.figures.get("baseline")).get("probes")) for r in reps)
+    if failing:
+        parts = []
+        for r in failing:
+            b = _dict(r.figures["baseline"])
+            parts.append(
+                f"repetition {r.number}: {b.get('failures')} of {b.get('probes')} LB probes "
+                f"failed ({_pct(b.get('error_rate'))})"
+                + ("" if r.valid else ", invalid and excluded")
+            )
+        note = (
+            "**The baseline had failures** — the cluster was not healthy before the fault, "
+            "so what followed it is not the fault's doing alone: " + "; ".join(parts) + "."
+        )
+        still = [r.number for r in failing if r.valid]
+        if still:
+            note += f" Repetition(s) {', '.join(map(str, still))} still count as valid here."
+    else:
+        note = (
+            f"No LB probe failed in any baseline ({probes} probes over {len(reps)} "
+            "repetition(s), between the steady state and the fault)."
+        )
+    achieved = [(r.number, _dict(r.figures.get("prober")).get("achieved_fraction")) for r in reps]
+    short = [(n, f) for n, f in achieved if _is_num(f) and f < MIN_ACHIEVED]
+    if short:
+        sent = ", ".join(f"repetition {n} ({_pct(f, 1)} sent)" for n, f in short)
+        note += f" **The prober fell short of its planned rate** in {sent}."
+    return Block(note, Table(BASELINE_HEADERS, [_baseline_row(r) for r in reps]))
+
+
+LOAD_HEADERS = ["phase", "requests", "failed", "error rate", "p50 (ms)", "p95 (ms)", "p99 (ms)"]
+LOAD_PHASES = (("whole run", None), ("before the fault", "before"),
+               ("during (fault → recovery)", "during"), ("after recovery", "after"))  # fmt: skip
+
+
+def _load_row(loads: list[dict[str, Any]], label: str, phase: str | None) -> list[str]:
+    stats = [_dict(_dict(x.get("phases")).get(phase)) if phase else x for x in loads]
+    requests = sum(_count(st.get("requests")) for st in stats)
+    failures = sum(_count(st.get("failures")) for st in stats)
+
+    def median(key: str) -> str:
+        return _ms(median_ci([st.get(key) for st in stats]).median)
+
+    return [
+        label,
+        str(requests),
+        str(failures),
+        _pct(failures / requests) if requests else "-",
+        median("p50_s"),
+        median("p95_s"),
+        median("p99_s"),
+    ]
+
+
+def _load_block(v: Variant) -> Block:
+    """What the Locust users saw over the valid repetitions, per phase."""
+    loads = [_dict(r.figures.get("load")) for r in v.valid_repetitions if "load" in r.figures]
+    users = sorted({x["users"] for x in loads if _count(x.get("users"))})
+    if not users and not any(_count(x.get("requests")) for x in loads):
+        configured = (v.summary.get("experiment_definition") or {}).get("load_users")
+        if configured == 0 or any(x.get("users") == 0 for x in loads):
+            return Block("No Locust load in this experiment (`load_users` = 0): no Locust "
+                         "users loaded the API servers.")  # fmt: skip
+        return Block("No load figures recorded (a run written before the harness recorded "
+                     "what the Locust users saw).")  # fmt: skip
+    rows = [_load_row(loads, label, phase) for label, phase in LOAD_PHASES]
+    before = rows[1]
+    note = (
+        f"What {', '.join(map(str, users)) or 'the'} Locust user(s) saw, over {len(loads)} valid "
+        "repetition(s): requests and failures summed over the repetitions, the error rate "
+        "of those sums, latency percentiles of successful requests the median of the "
+        "repetitions' (ms). Before: the baseline window; during: fault → recovery (to the "
+        "end if it never recovered); after: recovery → the end."
+    )
+    if before[2] != "0":
+        note += f" **Locust requests failed before the fault** ({before[2]} of {before[1]})."
+    return Block(note, Table(LOAD_HEADERS, rows))
+
+
+def _soak_block(v: Variant) -> Block | None:
+    """A soak's faults in the order they were injected, per repetition."""
+    reps = [r for r in v.repetitions if isinstance(r.figures.get("fault_outcomes"), list)]
+    if not reps:
+        return None
+    rows = []
+    for r in reps:
+        for i, f in enumerate(r.figures["fault_outcomes"], 1):
+            f = _dict(f)
+            ready = f.get("ready_after_s")
+            rows.append([
+                _rep_label(r), str(i), _fmt(f.get("op")), f"`{_fmt(f.get('target'))}`",
+                _seconds_text(f.get("at_s")), _seconds_text(f.get("outage_s")),
+                "not seen ready" if ready is None else _seconds_text(ready),
+            ])  # fmt: skip
+    note = (
+        "The soak's faults in the order injected: when (seconds after the first fault), the "
+        "LB outage each caused (starting within the detection window after it; 0: none) "
+        "and when its target was ready again (seconds after that fault)."
+    )
+    headers = ["repetition", "#", "op", "target", "at", "LB outage", "ready after"]
+    return Block(note, Table(headers, rows))
+
+
+def _seconds_text(x: Any) -> str:
+    return f"{x:.2f} s" if _is_num(x) else "-"
+
+
+def _blips_text(r: Repetition) -> str:
+    blips = r.figures.get("rejoin_blips")
+    if not isinstance(blips, list):
+        return "-"
+    if not blips:
+        return "none"
+    return "; ".join(
+        f"{_seconds_text(_dict(b).get('duration_s'))} at +{_fmt(_dict(b).get('after_s'), 1)} s"
+        for b in blips
+    )
+
+
+def _fault_text(r: Repetition) -> str:
+    faults = ", ".join(
+        f"{_dict(f).get('op')} `{_dict(f).get('target')}`" for f in r.figures.get("fault") or []
+    )
+    delay = r.figures.get("trigger_delay_s")
+    if _is_num(delay):
+        faults += f" ({delay:.2f} s after its trigger held)"
+    return faults or "-"
+
+
+def _other_figures(v: Variant, r: Repetition) -> str:
+    figs = [
+        f"{label.removesuffix(' (s)')} {_figure_cell(r, k)}"
         for k, label in FIGURE_KEYS
-        if k in r.figures or figure(r.figures, k) is not None
-    )
-    faults = ", ".join(f"{f.get('op')} {f.get('target')}" for f in r.figures.get("fault") or [])
-    outages = r.figures.get("outages") or []
-    excluded = ""
-    if not r.valid:
-        why = "; ".join(r.invalid_reasons) or "no reason recorded"
-        excluded = f"**invalid, excluded from every figure and median** ({why}): "
-    return (
-        f"repetition {r.number} (seed {r.figures.get('seed')}; fault: {faults or '-'}; "
-        f"{len(outages)} LB outage(s)): {excluded}{figs}"
-    )
+        if k not in v.headline and figure(r.figures, k) is not None
+    ]
+    outages = r.figures.get("outages")
+    if isinstance(outages, list):
+        figs.append(f"{len(outages)} LB outage(s) in all")
+    restarts = {k: n for k, n in _dict(r.figures.get("restarts_before")).items() if n}
+    if restarts:
+        figs.append("restarts before the fault: "
+                    + ", ".join(f"`{k}` {n}" for k, n in sorted(restarts.items())))  # fmt: skip
+    return ", ".join(figs) or "-"
+
+
+REPETITIONS_NOTE = (
+    "A row per repetition, invalid ones too (excluded from every figure and median). "
+    "**Fault's outage**: the LB outage the fault itself caused (the first one starting "
+    "within the detection window after it; 0: none). **Rejoin blips**: later LB outages, "
+    "such as a replacement rejoining, as duration at seconds since the fault; they are not "
+    "the fault's outage and not in its recovery. `-`: not recorded (an older run)."
+)
+
+
+def _repetitions_block(v: Variant) -> Block:
+    """One row per repetition: status, fault, the headline figures, the fault's own LB
+    outage apart from the rejoin blips after it, and the other figures."""
+    headers = ["repetition", "status", "fault", *(f"`{m}`" for m in v.headline),
+               "fault's outage", "rejoin blips", "other figures"]  # fmt: skip
+    rows = []
+    for r in v.repetitions:
+        status = "valid"
+        if not r.valid:
+            why = "; ".join(r.invalid_reasons) or "no reason recorded"
+            status = f"**invalid, excluded from every figure and median** ({why})"
+        outage = r.figures.get("fault_outage_s")
+        rows.append(
+            [
+                f"{r.number} (seed {r.figures.get('seed')})",
+                status,
+                _fault_text(r),
+                *(_figure_cell(r, m) for m in v.headline),
+                _seconds_text(outage) if "fault_outage_s" in r.figures else "-",
+                _blips_text(r),
+                _other_figures(v, r),
+            ]
+        )
+    return Block(REPETITIONS_NOTE, Table(headers, rows))
 
 
 def _kept_curve(r: Repetition, out: Path, stem: str, caption: str) -> Curve:
@@ -540,16 +880,55 @@ def _timeline(v: Variant, r: Repetition, out: Path) -> Curve | None:
     return Curve(note, _figure(out, png, svg, caption))
 
 
+def _scheduling(v: Variant, out: Path) -> Curve | None:
+    """The scheduling scatter of a variant whose headline has a scheduling figure."""
+    from harness.report.plots import save_figure, scheduling_points, scheduling_scatter_figure
+
+    if not v.schedules:
+        return None
+    points = scheduling_points(v)
+    if points is None:
+        return Curve(
+            "No per-run scheduling points (`start_latency_points`) recorded: a run written "
+            "before the harness kept them, or no valid repetition; no scheduling scatter."
+        )
+    stem = f"{v.name}-scheduling"
+    caption = (
+        f"Scheduling of {v.name}: per DAG run of the valid repetitions, when it was "
+        "triggered relative to the fault (x, s) and how long until its first task started "
+        "(y, s); a marker per repetition, red line: the fault; triangles outlined red at "
+        "the top edge: runs that never started while watched"
+    )
+    png, svg = save_figure(scheduling_scatter_figure(points, title=v.name), out / FIGURES_DIR,
+                           stem)  # fmt: skip
+    after = sum(1 for r in points.repetitions for x, _ in r.started if x >= 0)
+    note = (
+        f"{points.runs} DAG run(s) in {len(points.repetitions)} valid repetition(s), "
+        f"{after + points.never} triggered at or after the fault; "
+        + (
+            f"**{points.never} never started** while watched (drawn at the top edge)."
+            if points.never
+            else "every one of them started."
+        )
+    )
+    return Curve(note, _figure(out, png, svg, caption))
+
+
 def _experiment_sections(run: Run, out: Path) -> Iterator[ExperimentSection]:
     for v in run.variants:
         description = (v.summary.get("experiment_definition") or {}).get("description")
         timelines = [_timeline(v, r, out) for r in v.repetitions]
         yield ExperimentSection(
-            v.name,
-            str(description) if description else None,
-            [_repetition_line(r) for r in v.repetitions],
-            [_curve(v, r, out) for r in v.repetitions],
-            [t for t in timelines if t is not None],
+            name=v.name,
+            description=str(description) if description else None,
+            headline=_headline_block(v),
+            baseline=_baseline_block(v),
+            load=_load_block(v),
+            repetitions=_repetitions_block(v),
+            curves=[_curve(v, r, out) for r in v.repetitions],
+            timelines=[t for t in timelines if t is not None],
+            scheduling=_scheduling(v, out),
+            soak=_soak_block(v),
         )
 
 
@@ -563,9 +942,11 @@ def _intro(run: Run) -> str:
     return (
         f"{len(run.variants)} experiment(s)"
         + (f", measured from {started:%Y-%m-%d %H:%M} UTC" if started else "")
-        + f"; Airflow {', '.join(versions)}. Sections: overview, setup, SLO verdicts, "
-        "latency per phase, recovery curves per experiment and repetition (with execution "
-        "timelines where a repetition kept its ledger)."
+        + f"; Airflow {', '.join(versions)}. Sections: overview (each experiment's headline "
+        "figures), setup, SLO verdicts, latency per phase, and per experiment its headline, "
+        "baseline and load, scheduling scatter (when its headline is about scheduling), a "
+        "soak's faults, its repetitions, recovery curves and execution timelines (where a "
+        "repetition kept its ledger)."
     )
 
 
@@ -579,8 +960,9 @@ def _run_figures(run: Run, out: Path) -> tuple[Figure, Figure]:
         out,
         png,
         svg,
-        "Downtime and recovery per valid repetition (dots), median (black) and "
-        "order-statistic 95 % interval of the median (orange; none below 6 repetitions)",
+        "Each experiment's headline figures (a panel per figure, a row per experiment it "
+        "matters for) per valid repetition (dots), median (black) and order-statistic 95 % "
+        "interval of the median (orange; none below 6 repetitions)",
     )
     png, svg = save_figure(phase_latency_figure(run), figures, "phase-latency")
     phases = _figure(out, png, svg, "LB latency per phase: p95 bars, p50 dots, p99 triangles")
@@ -650,6 +1032,7 @@ def _index(run_dir: Path, summaries: list[tuple[str, dict[str, Any]]]) -> dict[s
                 "params": s["params"],
                 "downtime_s": [r.get("downtime_s") for r in _valid(s)],
                 "recovery_s": [r.get("recovery_s") for r in _valid(s)],
+                "headline": {m: [r.get(m) for r in _valid(s)] for m in headline_of(s)},
                 "excluded_repetitions": len(s["repetitions"]) - len(_valid(s)),
                 "verdicts": {k: v["verdict"] for k, v in s["verdicts"].items()},
             }

@@ -30,16 +30,38 @@ from harness.core.history import HISTORY_DIR, read_history
 from harness.core.results import censored_for, figure, read_summary
 
 __all__ = [
+    "DEFAULT_HEADLINE",
+    "SCHEDULING_PREFIXES",
     "Repetition",
     "Run",
     "Variant",
     "find_runs",
+    "headline_of",
     "is_experiment_dir",
     "load_run",
     "load_summaries",
     "median_text",
+    "named_headline",
     "variant_headline",
 ]
+
+
+DEFAULT_HEADLINE = ("downtime_s", "recovery_s")  # runs written before ``headline`` existed
+SCHEDULING_PREFIXES = ("start_latency_", "scheduling_", "task_start_gap_")
+
+
+def named_headline(summary: dict[str, Any]) -> tuple[str, ...] | None:
+    """The definition's ``headline`` (None in runs written before it existed)."""
+    names = (summary.get("experiment_definition") or {}).get("headline")
+    if isinstance(names, list | tuple) and names and all(isinstance(n, str) for n in names):
+        return tuple(dict.fromkeys(names))
+    return None
+
+
+def headline_of(summary: dict[str, Any]) -> tuple[str, ...]:
+    """The figures that matter for a summary's fault, first in its report: its definition's
+    ``headline``, or :data:`DEFAULT_HEADLINE` in runs written before it existed."""
+    return named_headline(summary) or DEFAULT_HEADLINE
 
 
 def is_experiment_dir(path: Path | str) -> bool:
@@ -126,6 +148,21 @@ class Variant:
     @property
     def verdicts(self) -> dict[str, dict[str, Any]]:
         return self.summary.get("verdicts") or {}
+
+    @property
+    def headline(self) -> tuple[str, ...]:
+        """The figures that matter for this experiment's fault (:func:`headline_of`)."""
+        return headline_of(self.summary)
+
+    @property
+    def names_headline(self) -> bool:
+        """Whether the summary names its headline (runs written before it do not)."""
+        return named_headline(self.summary) is not None
+
+    @property
+    def schedules(self) -> bool:
+        """Whether a headline figure is a scheduling one (trigger → task start)."""
+        return any(m.startswith(SCHEDULING_PREFIXES) for m in self.headline)
 
     @property
     def valid_repetitions(self) -> list[Repetition]:

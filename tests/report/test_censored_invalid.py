@@ -63,17 +63,31 @@ def synthesized_censored_run(tmp_path: Path) -> Path:
     return synthesized_run(tmp_path / "results" / "censored", synthesized_censored_repetitions())
 
 
+def _rows(section: str, first: str) -> list[list[str]]:
+    """The cells of the Markdown table rows in ``section`` whose first cell is ``first``."""
+    return [
+        [c.strip() for c in line.strip().strip("|").split("|")]
+        for line in section.splitlines()
+        if line.startswith(f"| {first} |")
+    ]
+
+
 def test_report_prints_never_and_excludes_the_invalid_repetition(synthesized_censored_run):
     md = write_run_report(synthesized_censored_run).read_text()
     overview = md.split("## Overview")[1].split("## Setup")[0]
-    row = next(line for line in overview.splitlines() if line.startswith(f"| {NAME}"))
-    cells = [c.strip() for c in row.strip("|").split("|")]
-    assert cells[1] == "6 (1 invalid, excluded)"
-    assert cells[2] == "16.35 s [16.10, 16.60] (n=6)"  # without rep 7's 999 s
-    assert cells[3] == "never (>= 118.50 s) [20.00, never (>= 118.50 s)] (n=6)"
+    downtime, recovery = _rows(overview, NAME)  # no headline named: downtime and recovery
+    assert downtime[1] == "6 (1 invalid, excluded)"
+    assert downtime[2:4] == ["`downtime_s`", "16.35 s [16.10, 16.60] (n=6)"]  # not rep 7's
+    assert recovery[2:4] == [
+        "`recovery_s`",
+        "never (>= 118.50 s) [20.00, never (>= 118.50 s)] (n=6)",
+    ]
     assert "999" not in overview and "1 invalid repetition(s) are excluded" in overview
-    assert "repetition 4 (" in md and "recovery (s) never (>= 120.250 s)" in md
-    assert "**invalid, excluded from every figure and median** (prober died)" in md
+    repetitions = md.split(f"#### Repetitions: {NAME}")[1]
+    (fourth,) = _rows(repetitions, "4 (seed 4)")
+    assert fourth[1] == "valid" and fourth[4] == "never (>= 120.25 s)"  # recovery_s
+    (seventh,) = _rows(repetitions, "7 (seed 7)")
+    assert seventh[1] == "**invalid, excluded from every figure and median** (prober died)"
     index = json.loads((synthesized_censored_run / "summary.json").read_text())["experiments"]
     assert index[NAME]["excluded_repetitions"] == 1 and len(index[NAME]["downtime_s"]) == 6
 

@@ -60,14 +60,23 @@ def test_markdown_has_setup_verdicts_phases_and_plain_single_repetition(reported
         "## Setup",
         "## SLO verdicts",
         "## Latency per phase",
-        "## Recovery curves",
+        "## Experiments",
         "### api-server-kill-a2-s2-w1",
+        "#### Headline: api-server-kill-a2-s2-w1",
+        "#### Repetitions: api-server-kill-a2-s2-w1",
+        "#### Recovery curves: api-server-kill-a2-s2-w1",
     ):
         assert heading in md
     assert "no confidence intervals" in md and "(n=1; no 95 % interval: n < 6)" in md
     overview = md.split("## Overview")[1].split("## Setup")[0]
     table = [line for line in overview.splitlines() if line.startswith("| ")]
-    assert len(table) == 1 + len(VARIANTS) and not any("[" in line for line in table)
+    # written before experiments named a headline: downtime and recovery of each variant
+    assert len(table) == 1 + 2 * len(VARIANTS) and not any("[" in line for line in table[1:])
+    assert [line.split("|")[3].strip() for line in table[1:]] == [
+        "`downtime_s`", "`recovery_s`"] * len(VARIANTS)  # fmt: skip
+    assert "written before experiments named their headline figures" in md
+    assert "No baseline recorded" in md and "No Locust load in this experiment" in md
+    assert "Scheduling:" not in md  # no headline about scheduling, no scatter
     setup = md.split("## Setup")[1].split("## SLO verdicts")[0]
     for fact in (
         "3.3.2",
@@ -82,7 +91,7 @@ def test_markdown_has_setup_verdicts_phases_and_plain_single_repetition(reported
     ):
         assert fact in setup
     assert "`downtime_s <= 1.0`" in md and "**confirmed**" in md and "**refuted**" in md
-    assert "0.863" in md and "48.012" in md
+    assert "0.863" in md and "| 0.86 s | 48.01 s |" in md  # verdicts; repetitions table
     # each hypothesis's figure over repetitions, with the interval (or why there is none)
     assert "| **confirmed** | 0.863 | 0.86 s (n=1; no 95 % interval: n < 6) |" in md
     assert "![Recovery curve of api-server-kill-a2-s2-w1, repetition 1" in md
