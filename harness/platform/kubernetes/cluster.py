@@ -19,6 +19,7 @@ events go to :attr:`bus`, and everything probed is on loopback: the kind NodePor
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import shlex
@@ -68,7 +69,7 @@ from harness.platform.kubernetes.manifests import (
     render,
 )
 from harness.platform.kubernetes.nemesis import KubernetesNemesis, running_containers
-from harness.platform.kubernetes.portforward import PortForward, kubectl_base, port_open
+from harness.platform.kubernetes.portforward import Liveness, PortForward, kubectl_base, port_open
 from harness.platform.kubernetes.safety import GuardedApi, Scope
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,8 @@ KIND_NODEPORT = 30080
 API_PORT = 8080
 LEDGER_IN_POD = "/var/lib/ha-bench/ledger.jsonl"
 WATCH_TIMEOUT_S = 5
+FORWARD_CHECK_S = 2.0  # how often each port-forward is checked by traffic
+LEDGER_ROUND_TRIP_S = 5.0
 
 
 class BringUpError(HarnessError):
@@ -226,6 +229,8 @@ class KubernetesCluster(StartStopContext):
         self._forwards: dict[str, PortForward] = {}
         self._lb_forward: PortForward | None = None
         self._ledger_marks: list[tuple[float, dict[str, int]]] = []  # (wall time, node sizes)
+        self.ledger_via: str | None = None  # "host" | "exec" once the round trip told
+        self.forward_restarts: dict[str, int] = {}
         self._nemesis: KubernetesNemesis | None = None
         self._applied = False
         self._started = False
@@ -324,6 +329,8 @@ class KubernetesCluster(StartStopContext):
                 if self.ledger_file
                 else f"exec in worker pods: {self.ledger_path}"
             ),
+            "ledger_round_trip": self.ledger_via,
+            "port_forward_restarts": dict(self.forward_restarts),
             "timings": dict(self.timings),
             # the image's packages cannot be listed without pulling and running it
             "airflow_env": {
@@ -366,8 +373,55 @@ class KubernetesCluster(StartStopContext):
     # -- the ledger ----------------------------------------------------------------------
     @property
     def ledger_file(self) -> Path | None:
-        """The node's ledger as a host file (kind extraMounts), if there is one."""
-        return self.ledger_dir / "ledger.jsonl" if self.ledger_dir else None
+        """The node's ledger as a host file (kind extraMounts), if there is one and the
+        round trip at start did not find it unreachable."""
+        if self.ledger_dir is None or self.ledger_via == "exec":
+            return None
+        return self.ledger_dir / "ledger.jsonl"
+
+    def check_ledger(self) -> str:
+        """The ledger round trip: a token written from a worker pod must appear in the
+        host directory (``host``); else the ledger is read by exec in the worker pods
+        (``exec``, once a token written there reads back); else a HarnessError."""
+        import secrets
+
+        pods = self._ledger_pods()
+        if not pods:
+            self._say("no running worker pod: the ledger round trip is skipped")
+            return self.ledger_via or ("host" if self.ledger_dir else "exec")
+        pod = pods[sorted(pods)[0]]
+        token = f".ha-bench-roundtrip-{secrets.token_hex(6)}"
+        in_pod = shlex.quote(f"{Path(self.ledger_path).parent}/{token}")
+        where = f"{pod['metadata']['name']}:{Path(self.ledger_path).parent}"
+        try:
+            out = self._exec_sh(pod, f"echo {token} > {in_pod} && cat {in_pod}")
+        except (HarnessError, KubeApiError) as exc:
+            raise HarnessError(
+                f"the ledger cannot be written in {where}: {exc}",
+                fix="the worker pods need the ledger volume (manifests/base/worker.yaml) "
+                "and the context RBAC pods/exec",
+            ) from None
+        if out.strip() != token:
+            raise HarnessError(
+                f"the ledger round trip in {where} read back {out.strip()[:80]!r}",
+                fix="check the ledger volume of the worker pods",
+            )
+        via = "exec"
+        if self.ledger_dir is not None:
+            host = self.ledger_dir / token
+            if poll(host.exists, timeout_s=LEDGER_ROUND_TRIP_S, interval_s=0.1):
+                via = "host"
+                host.unlink(missing_ok=True)
+            else:
+                self._say(
+                    f"the ledger's host directory {self.ledger_dir} does not see the node's "
+                    f"{Path(self.ledger_path).parent} (a kind cluster not made by `ha-bench kind "
+                    "up`, or another HOME/HA_BENCH_CACHE): reading the ledger by exec instead"
+                )
+        with contextlib.suppress(HarnessError, KubeApiError):
+            self._exec_sh(pod, f"rm -f {in_pod}")
+        self.ledger_via = via
+        return via
 
     def _ledger_pods(self) -> dict[str, dict[str, Any]]:
         """One running worker pod per node (the ledger is a hostPath file per node)."""
@@ -466,6 +520,9 @@ class KubernetesCluster(StartStopContext):
             self._background("namespace-lease", self._renew_lease)
         self._wait_ready(progress)
         self.timings["ready_s"] = time.monotonic() - t0
+        if self.owned:  # existing mode writes nothing into the release's pods
+            self.check_ledger()
+            self.timings["ledger_checked_s"] = time.monotonic() - t0
         self._open_urls()
         self.timings["urls_s"] = time.monotonic() - t0
         self.bus.emit("marker", name="cluster_ready", detail=dict(self.timings))
@@ -773,8 +830,15 @@ class KubernetesCluster(StartStopContext):
         self._background("port-forwards", self._forward_loop)
 
     def _forward_loop(self) -> None:
-        """Keep every forward pointed at the live pod of its replica (best effort)."""
+        """Keep every forward pointed at the live pod of its replica, and forwarding: a
+        kubectl that runs but passes no traffic (checked every FORWARD_CHECK_S while its
+        pod is ready) is restarted (best effort)."""
+        liveness = Liveness()
+        next_check = time.monotonic() + FORWARD_CHECK_S
         while not self._stopping.wait(0.5):
+            check = time.monotonic() >= next_check
+            if check:
+                next_check = time.monotonic() + FORWARD_CHECK_S
             for name, forward in self._forwards.items():
                 pod = self.state.read(lambda t, name=name: t.pod_for(name))
                 want = None
@@ -784,11 +848,32 @@ class KubernetesCluster(StartStopContext):
                     forward.stop()
                 elif want is not None and (want != forward.target or not forward.alive()):
                     forward.start(want, wait_s=0)
+                elif (
+                    want is not None
+                    and check
+                    and self.is_ready(name)
+                    and liveness.check(name, forward.responds())
+                ):
+                    self._restart_forward(name, forward, want)
                 if self._stopping.is_set():
                     return
             lb = self._lb_forward
-            if lb is not None and not lb.alive() and not self._stopping.is_set():
-                lb.start(f"svc/{self.api_service}", wait_s=0)
+            if lb is None or self._stopping.is_set():
+                continue
+            target = f"svc/{self.api_service}"
+            if not lb.alive():
+                lb.start(target, wait_s=0)
+            elif (
+                check
+                and any(self.is_ready(n) for n in self.replica_names("api-server"))
+                and liveness.check("lb", lb.responds())
+            ):
+                self._restart_forward("lb", lb, target)
+
+    def _restart_forward(self, name: str, forward: PortForward, target: str) -> None:
+        self.forward_restarts[name] = self.forward_restarts.get(name, 0) + 1
+        log.warning("port-forward %s to %s passes no traffic: restarted", name, target)
+        forward.start(target, wait_s=0)
 
     def _wait_namespace_gone(self, timeout_s: float) -> bool:
         api = self.api

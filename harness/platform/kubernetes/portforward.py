@@ -3,6 +3,11 @@
 Each forward is a child process in its own session, on 127.0.0.1 only, stopped with its
 whole process group. Note: a port-forward to a Service pins one pod behind it (kubectl
 resolves the Service once) — it is not a load balancer; use the kind NodePort for that.
+
+A live kubectl is no live forward: its local listener keeps accepting after the stream to
+the pod broke (the pod replaced, the API server restarted), and every connection then
+just closes. :meth:`PortForward.responds` checks by traffic (an HTTP answer through the
+forward) and :class:`Liveness` decides when repeated silence means "restart it".
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
+from collections.abc import Callable
 
 from harness.core.child import stop_child
 from harness.core.errors import HarnessError
@@ -49,6 +56,49 @@ def port_open(port: int, timeout_s: float = 0.5) -> bool:
         return False
 
 
+def http_answers(port: int, path: str = "/", timeout_s: float = 1.0) -> bool:
+    """Does an HTTP request through 127.0.0.1:``port`` get an HTTP answer (any status)?"""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as conn:
+            conn.settimeout(timeout_s)
+            conn.sendall(f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".encode())
+            return conn.recv(5) == b"HTTP/"
+    except OSError:
+        return False
+
+
+class Liveness:
+    """When a forward that stays silent should be restarted: after ``failures``
+    consecutive failed checks, at most once per ``min_gap_s`` (a paused pod answers
+    nothing either; restarting its forward does no harm, but not in a loop)."""
+
+    def __init__(
+        self,
+        failures: int = 3,
+        min_gap_s: float = 15.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.failures = failures
+        self.min_gap_s = min_gap_s
+        self._clock = clock
+        self._misses: dict[str, int] = {}
+        self._restarted: dict[str, float] = {}
+
+    def check(self, key: str, answered: bool) -> bool:
+        """Record one check of ``key``; True: restart it now."""
+        if answered:
+            self._misses[key] = 0
+            return False
+        self._misses[key] = self._misses.get(key, 0) + 1
+        now = self._clock()
+        last = self._restarted.get(key)
+        if self._misses[key] >= self.failures and (last is None or now - last >= self.min_gap_s):
+            self._restarted[key] = now
+            self._misses[key] = 0
+            return True
+        return False
+
+
 class PortForward:
     """One ``kubectl port-forward`` to ``target`` (``svc/x``, ``pod/y``) on a fixed local port."""
 
@@ -65,7 +115,12 @@ class PortForward:
         return f"http://127.0.0.1:{self.local_port}"
 
     def alive(self) -> bool:
+        """The kubectl process runs (not that it forwards: see :meth:`responds`)."""
         return self._proc is not None and self._proc.poll() is None
+
+    def responds(self, path: str = "/api/v2/monitor/health", timeout_s: float = 1.0) -> bool:
+        """Traffic gets through: an HTTP answer from the far side of the forward."""
+        return self.alive() and http_answers(self.local_port, path, timeout_s)
 
     def start(self, target: str, *, wait_s: float = 10.0) -> bool:
         """(Re)start forwarding to ``target``; True once the local port accepts connections."""

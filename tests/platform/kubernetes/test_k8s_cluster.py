@@ -249,11 +249,14 @@ def test_ledger_through_exec_in_one_worker_pod_per_node():
         data = files.get(pod, b"")
         if "wc -c" in script:
             return 0, f"{len(data)}\n", ""
+        if "tail -c +" not in script:
+            return api._shell(command)  # the round trip at start
         start = int(script.split("tail -c +")[1].split()[0])
         return 0, data[start - 1 :].decode(), ""
 
     api.exec_handler = exec_handler
     with owned_cluster(api) as cluster:
+        assert cluster.ledger_via == "exec" and cluster.ledger_file is None  # no ledger_dir
         mark = cluster.ledger_mark()
         files["airflow-worker-0"] += b'{"phase": "end", "t_wall": 2}\n'
         assert cluster.ledger_since(mark) == [{"phase": "end", "t_wall": 2}]
@@ -433,3 +436,40 @@ def test_pre_flight_refuses_a_missing_image_and_oversized_requests_before_applyi
     ):
         pass
     assert small.mutations() == []
+
+
+def test_ledger_round_trip_finds_the_host_mount(tmp_path: Path):
+    api = FakeCluster()
+    api.host_dir = tmp_path  # the node's /var/lib/ha-bench shows here, as kind up maps it
+    with owned_cluster(api, ledger_dir=tmp_path) as cluster:
+        assert cluster.ledger_via == "host"
+        assert cluster.ledger_file == tmp_path / "ledger.jsonl"
+        assert cluster.metadata()["ledger_round_trip"] == "host"
+    assert list(tmp_path.iterdir()) == []  # the token is removed on both sides
+    assert api.node_files == {}
+
+
+def test_ledger_round_trip_falls_back_to_exec_without_the_mount(tmp_path: Path, monkeypatch):
+    import harness.platform.kubernetes.cluster as cluster_module
+
+    monkeypatch.setattr(cluster_module, "LEDGER_ROUND_TRIP_S", 0.3)
+    said: list[str] = []
+    api = FakeCluster()  # a cluster made by plain `kind create`: nothing reaches tmp_path
+    with owned_cluster(api, ledger_dir=tmp_path, log=said.append) as cluster:
+        assert cluster.ledger_via == "exec" and cluster.ledger_file is None
+        assert "ledger" in cluster.metadata()["ledger"] and "exec" in cluster.metadata()["ledger"]
+    assert any("does not see the node's /var/lib/ha-bench" in line for line in said)
+
+
+def test_ledger_round_trip_stops_the_bring_up_when_exec_cannot_write():
+    api = FakeCluster()
+
+    def handler(pod: str, command: list[str]) -> tuple[int, str, str]:
+        return 1, "", "sh: can't create /var/lib/ha-bench/x: Permission denied"
+
+    api.exec_handler = handler
+    with (
+        pytest.raises(HarnessError, match=r"the ledger cannot be written in airflow-worker-0:"),
+        owned_cluster(api),
+    ):
+        pass

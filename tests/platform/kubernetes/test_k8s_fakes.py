@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -116,6 +117,8 @@ class FakeApi:
         self.exec_results: list[tuple[int | None, str, str]] = []
         self.exec_handler: Callable[[str, list[str]], tuple[int | None, str, str]] | None = None
         self.logs: dict[tuple[str, str, bool], str] = {}  # (pod, container, previous) -> log
+        self.node_files: dict[str, str] = {}  # path in the pods -> content (one node)
+        self.host_dir: Path | None = None  # where the node's /var/lib/ha-bench shows, if mapped
         self.on_delete: Callable[[str, str], None] | None = None
         self.pending: dict[str, list[tuple[str, dict[str, Any]]]] = {}  # kind -> watch events
         self._lock = threading.Lock()
@@ -217,7 +220,25 @@ class FakeApi:
             return self.exec_results.pop(0)
         if self.exec_handler is not None:
             return self.exec_handler(pod, command)
-        return signal_script_result(command)
+        if "ha-bench-signal" in command:
+            return signal_script_result(command)
+        return self._shell(command)
+
+    def _shell(self, command: list[str]) -> tuple[int | None, str, str]:
+        """The ledger round trip's commands, on one node's /var/lib/ha-bench."""
+        script = command[-1]
+        write = re.fullmatch(r"echo (\S+) > (\S+) && cat (\S+)", script)
+        if write:
+            token, path = write.group(1), write.group(2)
+            self.node_files[path] = token + "\n"
+            if self.host_dir is not None:
+                (self.host_dir / Path(path).name).write_text(token + "\n")
+            return 0, token + "\n", ""
+        remove = re.fullmatch(r"rm -f (\S+)", script)
+        if remove:
+            self.node_files.pop(remove.group(1), None)
+            return 0, "", ""
+        pytest.fail(f"unexpected exec: {command}")
 
     def delete_namespace(self, name: str) -> None:
         self._call("delete_namespace", name)
