@@ -15,6 +15,7 @@ fi
 
 need_os=()
 command -v haproxy >/dev/null || need_os+=(haproxy)
+ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1 || need_os+=(faketime)  # clock_skew faults
 command -v redis-server >/dev/null || need_os+=(redis-server)
 command -v chromium >/dev/null || need_os+=(chromium)  # renders report.html in the tests
 if ! command -v postgres >/dev/null && ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then

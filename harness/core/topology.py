@@ -8,6 +8,8 @@ A topology is plain data (pydantic), loadable from YAML, the same for every plat
     workers: 2
     airflow_config:
       scheduler.task_instance_heartbeat_timeout: "60"
+    clock_skew_replicas: [scheduler-0]   # may get clock_skew faults
+    postgres_disk_mb: 256                # PostgreSQL's data on a disk that can fill up
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from harness.core.errors import HarnessError
 
@@ -86,6 +88,19 @@ class Topology(BaseModel):
         description="HAProxy's port on 127.0.0.1 (the UI/API URL); unset: a free port",
     )
     startup_timeout_s: float = Field(180.0, gt=0)
+    clock_skew_replicas: tuple[str, ...] = Field(
+        (),
+        description="replicas that may get clock_skew faults (e.g. scheduler-0): they run "
+        "with their wall clock behind an offset the fault sets (libfaketime on the local "
+        "platform), zero until then",
+    )
+    postgres_disk_mb: int | None = Field(
+        None,
+        ge=64,
+        le=65536,
+        description="PostgreSQL's data directory on a filesystem of this size (MiB), which "
+        "disk_fill faults fill up; unset: no size limit",
+    )
 
     @field_validator("airflow_version")
     @classmethod
@@ -112,6 +127,18 @@ class Topology(BaseModel):
         if not isinstance(v, dict):
             raise ValueError("replica_airflow_config must map a replica to its overrides")
         return {str(r): cls._config(c) for r, c in v.items()}
+
+    @model_validator(mode="after")
+    def _skewable(self) -> Topology:
+        for name in self.clock_skew_replicas:
+            component, _, index = name.rpartition("-")
+            if component not in COMPONENTS or not index.isdigit():
+                raise ValueError(f"clock_skew_replicas: {name!r} is not a replica name like "
+                                 "'scheduler-0' (services cannot be skewed)")  # fmt: skip
+            if int(index) >= self.replicas(component):
+                raise ValueError(f"clock_skew_replicas: {name!r}: there are only "
+                                 f"{self.replicas(component)} {component} replica(s)")  # fmt: skip
+        return self
 
     def replicas(self, component: str) -> int:
         """How many replicas of ``component`` (one of :data:`COMPONENTS`)."""

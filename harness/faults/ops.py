@@ -2,10 +2,13 @@
 
 Targets: a replica name (``api-server-0``), ``<component>/all`` for every replica of a
 component in a row, or ``<component>/victim`` for the replica running the experiment's
-victim task (found from the side-effect ledger). ``pause`` and ``stop_service`` hold for
-``hold_s`` and are then undone (``resume`` / ``start_service``) in a ``finally``: an
-interrupted run (Ctrl-C, SIGTERM, an observer error) never leaves a replica paused or a
-service stopped.
+victim task (found from the side-effect ledger). Held faults (:data:`UNDO`) hold for
+``hold_s`` and are then undone in a ``finally`` — ``pause``/``resume``,
+``stop_service``/``start_service``, ``freeze``/``thaw``, ``cpu_throttle``/``cpu_clear``,
+``memory_limit``/``memory_clear``, ``clock_skew``/``clock_reset``,
+``disk_fill``/``disk_free``: an interrupted run (Ctrl-C, SIGTERM, an observer error) never
+leaves a replica paused, frozen, starved, limited, skewed or full, or a service stopped.
+The undo runs even when the fault itself failed (it may have half happened).
 """
 
 from __future__ import annotations
@@ -16,7 +19,15 @@ from typing import Any, Protocol
 from harness.core.errors import HarnessError
 from harness.platform.base import Cluster, record_fault
 
-UNDO = {"pause": "resume", "stop_service": "start_service"}
+UNDO = {
+    "pause": "resume",
+    "stop_service": "start_service",
+    "freeze": "thaw",
+    "cpu_throttle": "cpu_clear",
+    "memory_limit": "memory_clear",
+    "clock_skew": "clock_reset",
+    "disk_fill": "disk_free",
+}
 
 
 class FaultLike(Protocol):
@@ -24,6 +35,21 @@ class FaultLike(Protocol):
     target: str
     hold_s: float
     grace_s: float | None
+
+
+def arguments(fault: FaultLike) -> dict[str, Any]:
+    """The nemesis call's arguments besides the target (fields a plain fault may lack)."""
+    op = fault.op
+    if op == "terminate":
+        return {"grace_s": getattr(fault, "grace_s", None)}
+    if op == "cpu_throttle":
+        return {"cores": getattr(fault, "cores", None)}
+    if op == "memory_limit":
+        return {"limit": getattr(fault, "bytes", None),
+                "oom_group": bool(getattr(fault, "oom_group", False))}  # fmt: skip
+    if op == "clock_skew":
+        return {"seconds": getattr(fault, "skew_s", None)}
+    return {}
 
 
 def targets(fault: FaultLike, cluster: Cluster, victim: dict[str, Any] | None = None) -> list[str]:
@@ -50,17 +76,22 @@ def inject(
     if fault.op == "none":  # the configuration is the fault: a marker on the timeline
         return [record_fault(cluster.bus, "none", fault.target, lambda: {"injected": None})]
     nemesis = cluster.nemesis
+    action = getattr(nemesis, fault.op, None)
+    undo_op = UNDO.get(fault.op)
+    undo = getattr(nemesis, undo_op, None) if undo_op else None
+    if action is None or (undo_op and undo is None):
+        raise HarnessError(
+            f"the {cluster.platform} platform cannot inject {fault.op}",
+            fix="run this experiment on a platform that supports it (see `ha-bench list`)",
+        )
+    kwargs = arguments(fault)
     done = []
     for target in targets(fault, cluster, victim):
-        if fault.op == "terminate":
-            done.append(nemesis.terminate(target, grace_s=fault.grace_s))
-            continue
-        undo = UNDO.get(fault.op)
         try:
-            done.append(getattr(nemesis, fault.op)(target))
+            done.append(action(target, **kwargs))
             if undo:
                 time.sleep(fault.hold_s)
         finally:
             if undo:
-                getattr(nemesis, undo)(target)
+                undo(target)
     return done

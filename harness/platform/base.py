@@ -23,6 +23,18 @@ FAULT_OPS = (
     "stop_service",
     "start_service",
 )
+RESOURCE_FAULT_OPS = (
+    "cpu_throttle",
+    "cpu_clear",
+    "memory_limit",
+    "memory_clear",
+    "freeze",
+    "thaw",
+    "clock_skew",
+    "clock_reset",
+    "disk_fill",
+    "disk_free",
+)
 
 
 @runtime_checkable
@@ -99,6 +111,47 @@ class Nemesis(Protocol):
         ...
 
     def start_service(self, target: str) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class ResourceNemesis(Nemesis, Protocol):
+    """A nemesis that also starves, limits, freezes, skews and fills replicas, each fault
+    undone by its pair (``faults.ops.UNDO``). A platform that lacks one raises a
+    :class:`HarnessError` naming the fix (recorded as ``fail``)."""
+
+    def cpu_throttle(self, target: str, cores: float) -> dict[str, Any]:
+        """A CPU quota of ``cores`` (0.05: 5 % of one core) on the whole replica."""
+        ...
+
+    def cpu_clear(self, target: str) -> dict[str, Any]: ...
+
+    def memory_limit(self, target: str, limit: int, oom_group: bool = False) -> dict[str, Any]:
+        """A memory limit of ``limit`` bytes: allocating past it is a real OOM kill (the
+        replica's lifecycle ``exited`` says ``oom_killed: true`` when it took the main
+        process); ``oom_group``: one OOM kill takes the whole replica (Kubernetes on cgroup
+        v2), else the kernel kills the largest process."""
+        ...
+
+    def memory_clear(self, target: str) -> dict[str, Any]: ...
+
+    def freeze(self, target: str) -> dict[str, Any]:
+        """Every process of the replica frozen by the cgroup freezer (``docker pause``):
+        unlike SIGSTOP, nothing a parent or ``waitpid`` can see."""
+        ...
+
+    def thaw(self, target: str) -> dict[str, Any]: ...
+
+    def clock_skew(self, target: str, seconds: float) -> dict[str, Any]:
+        """The replica's wall clock moved by ``seconds`` (its monotonic clock untouched)."""
+        ...
+
+    def clock_reset(self, target: str) -> dict[str, Any]: ...
+
+    def disk_fill(self, target: str) -> dict[str, Any]:
+        """The replica's data filesystem filled up: its writes fail with ENOSPC."""
+        ...
+
+    def disk_free(self, target: str) -> dict[str, Any]: ...
 
 
 _op_ids = itertools.count(1)

@@ -14,20 +14,56 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from harness.check.hypothesis import Hypothesis
 from harness.core.airflow_api import LIVENESS
 
-FaultOp = Literal["none", "kill", "force_delete", "terminate", "pause", "stop_service", "evict"]
+FaultOp = Literal[
+    "none",
+    "kill",
+    "force_delete",
+    "terminate",
+    "pause",
+    "stop_service",
+    "evict",
+    "cpu_throttle",
+    "memory_limit",
+    "freeze",
+    "clock_skew",
+    "disk_fill",
+]
+_NEEDS = {"cpu_throttle": "cores", "memory_limit": "bytes", "clock_skew": "skew_s"}
 
 
 class Fault(BaseModel):
     """One fault: ``op`` on ``target`` — a replica name (``api-server-0``, ``postgres``),
     ``<component>/all`` for every replica of a component in a row, or
-    ``<component>/victim`` for the replica running the victim task (from the ledger)."""
+    ``<component>/victim`` for the replica running the victim task (from the ledger).
+
+    Held faults — ``pause``, ``stop_service``, ``freeze``, ``cpu_throttle``,
+    ``memory_limit``, ``clock_skew``, ``disk_fill`` — last ``hold_s`` and are then undone."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     op: FaultOp
     target: str = Field(pattern=r"^[a-z][a-z0-9-]*(/(all|victim))?$")
-    hold_s: float = Field(0.0, ge=0, description="pause / stop_service: seconds before undo")
+    hold_s: float = Field(0.0, ge=0, description="held faults: seconds before the undo")
     grace_s: float | None = Field(None, ge=0, description="terminate: grace (None: replica's)")
+    cores: float | None = Field(
+        None, gt=0, le=64, description="cpu_throttle: the CPU quota in cores (0.05: 5 % of one)"
+    )
+    bytes: int | None = Field(None, gt=0, description="memory_limit: the limit in bytes")
+    oom_group: bool = Field(
+        False,
+        description="memory_limit: an OOM kill takes the whole replica (as Kubernetes on "
+        "cgroup v2), not only the largest process",
+    )
+    skew_s: float | None = Field(
+        None, description="clock_skew: seconds the wall clock moves (negative: behind)"
+    )
+
+    @model_validator(mode="after")
+    def _arguments(self) -> Fault:
+        need = _NEEDS.get(self.op)
+        if need is not None and getattr(self, need) is None:
+            raise ValueError(f"{self.op} needs {need}")
+        return self
 
 
 class LogMatch(BaseModel):

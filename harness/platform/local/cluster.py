@@ -3,8 +3,12 @@
 PostgreSQL, Redis, HAProxy in front of the api-servers, schedulers, dag-processors,
 triggerers and Celery workers — every one a :class:`Replica` supervised like a pod, all
 on 127.0.0.1 with ports picked at run time, in a private directory removed at the end.
-Use it as a context manager; nothing it started outlives it (see :mod:`.watchdog` for the
-case where the harness itself is killed).
+Each replica runs in its own cgroup where the host allows (:mod:`.cgroups`), named
+``<cluster id>/<replica>``; replicas named in the topology's ``clock_skew_replicas`` run
+under libfaketime (:mod:`.clock`); with ``postgres_disk_mb`` PostgreSQL keeps its data on
+a tmpfs of that size (:mod:`.disk`). Use it as a context manager; nothing it started
+outlives it — no process, cgroup or mount (see :mod:`.watchdog` for the case where the
+harness itself is killed).
 """
 
 from __future__ import annotations
@@ -38,6 +42,9 @@ from harness.core.polling import poll
 from harness.core.topology import Topology
 from harness.platform.airflow_env import AirflowEnv, ensure_airflow
 from harness.platform.local import checks
+from harness.platform.local.cgroups import REGISTRY_FILE, ClusterCgroups, Hierarchy, detect
+from harness.platform.local.clock import SkewableClock, find_libfaketime, sleep_is_broken
+from harness.platform.local.disk import SizedDisk, cluster_mounts, unmount_cluster
 from harness.platform.local.nemesis import LocalNemesis
 from harness.platform.local.process import (
     CLUSTER_VAR,
@@ -107,6 +114,10 @@ class LocalCluster(StartStopContext):
         self.timings: dict[str, float] = {}
         self.lb_config: str | None = None  # the HAProxy configuration as written
         self.lb_version: str | None = None
+        self.cgroups: ClusterCgroups | None = None  # None: membership by /proc scan
+        self.cgroup_note = ""
+        self.clocks: dict[str, SkewableClock] = {}  # replicas that may be skewed
+        self.postgres_disk: SizedDisk | None = None
 
     # -- addresses ---------------------------------------------------------------------
     @property
@@ -192,6 +203,8 @@ class LocalCluster(StartStopContext):
         self.logs_dir = Path(self._logs_dir_arg or self.data_dir / "logs")
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         self._say(f"cluster {self.cluster_id} in {self.data_dir}")
+        self._setup_cgroups()
+        self._setup_clocks()
 
         self._start_postgres(binaries["postgres"], binaries["initdb"])
         self._add(self._redis_spec(binaries["redis-server"]), start=True)
@@ -224,6 +237,7 @@ class LocalCluster(StartStopContext):
         leftovers = reap_cluster(self.cluster_id, self.data_dir) if self.data_dir else 0
         if leftovers:
             self._say(f"killed {leftovers} leftover cluster processes")
+        self._remove_kernel_state()
         if self.data_dir is not None:
             shutil.rmtree(self.data_dir, ignore_errors=True)
         if self._watchdog is not None:
@@ -238,6 +252,11 @@ class LocalCluster(StartStopContext):
         """Processes of this cluster still alive (empty after :meth:`stop`)."""
         sessions = [r.unit.pid for r in self.replicas.values() if r.unit is not None]
         return find_processes(sessions=sessions, marker=(CLUSTER_VAR, self.cluster_id))
+
+    def leftover_kernel_state(self) -> list[str]:
+        """Cgroups and mounts of this cluster still present (empty after :meth:`stop`)."""
+        left = [str(d) for d in self.cgroups.leftovers()] if self.cgroups else []
+        return left + [str(p) for p in cluster_mounts(self.cluster_id)]
 
     def prepare_repetition(self) -> dict[str, int]:
         """Before a repetition: clear every replica's restart back-off (the next exit of a
@@ -262,6 +281,16 @@ class LocalCluster(StartStopContext):
             "replicas": {n: r.component for n, r in self.replicas.items()},
             "ports": dict(self.ports),
             "timings": dict(self.timings),
+            "cgroups": (
+                self.cgroups.hierarchy.describe()
+                if self.cgroups
+                else {"version": None, "note": self.cgroup_note}
+            ),
+            "clock_skew": {
+                n: {"lib": str(c.lib), "sleep_fix": c.sleep_fix_dir is not None}
+                for n, c in self.clocks.items()
+            },
+            "postgres_disk_mb": self.postgres_disk.size_mb if self.postgres_disk else None,
             "lb": {
                 "kind": "haproxy",
                 "version": self.lb_version,
@@ -292,6 +321,52 @@ class LocalCluster(StartStopContext):
         }
 
     # -- internals ---------------------------------------------------------------------
+    def _setup_cgroups(self, hierarchy: Hierarchy | None = None) -> None:
+        """One cgroup per replica where the host has a usable hierarchy; else one line
+        saying why, and membership stays with the /proc scan."""
+        assert self.data_dir is not None
+        if hierarchy is None:
+            hierarchy, self.cgroup_note = detect()
+        self._say(self.cgroup_note)
+        if hierarchy is None:
+            return
+        try:
+            self.cgroups = ClusterCgroups(hierarchy, self.cluster_id).create(
+                self.data_dir / REGISTRY_FILE
+            )
+        except OSError as exc:
+            self.cgroup_note = f"cgroups: cannot create {self.cluster_id}: {exc}; /proc scan"
+            self._say(self.cgroup_note)
+            self.cgroups = None
+
+    def _setup_clocks(self) -> None:
+        """A timestamp file per replica that may be skewed (its offset ``+0`` until a fault)."""
+        assert self.data_dir is not None and self.airflow is not None
+        if not self.topology.clock_skew_replicas:
+            return
+        lib = find_libfaketime()
+        fix = sleep_is_broken(str(lib), str(self.airflow.python))
+        if fix:
+            self._say(f"{lib}: time.sleep fails with DONT_FAKE_MONOTONIC "
+                      "(libfaketime#426): skewed replicas sleep through select()")  # fmt: skip
+        for name in self.topology.clock_skew_replicas:
+            self.clocks[name] = SkewableClock(
+                self.data_dir / "faketime" / name, lib,
+                sleep_fix_dir=self.data_dir / "faketime" / "site" if fix else None,
+            )  # fmt: skip
+
+    def _remove_kernel_state(self) -> None:
+        """Remove the cluster's cgroups and unmount its filesystems; problems are said."""
+        problems = []
+        if self.cgroups is not None:
+            try:
+                self.cgroups.remove()
+            except (HarnessError, OSError) as exc:
+                problems.append(str(exc))
+        problems += unmount_cluster(self.cluster_id)
+        for problem in problems:
+            self._say(f"clean-up: {problem}")
+
     def _start_watchdog(self) -> None:
         assert self.data_dir is not None
         env = {k: v for k, v in os.environ.items() if k != CLUSTER_VAR}
@@ -343,7 +418,12 @@ class LocalCluster(StartStopContext):
                "HA_BENCH_REPLICA": name}  # fmt: skip
         if name in self.topology.replica_airflow_config:  # one replica configured apart
             env.update(self.topology.airflow_env(name))
+        clock = self.clocks.get(name)
+        if clock is not None:
+            env = clock.env(env)
         return ReplicaSpec(
+            cgroup=self.cgroups.replica(name) if self.cgroups else None,
+            clock=clock,
             registry=self.data_dir / SESSIONS_FILE if self.data_dir else None,
             name=name,
             component=component,
@@ -359,6 +439,12 @@ class LocalCluster(StartStopContext):
         user = "postgres" if os.geteuid() == 0 else None
         pgdata = self.data_dir / "pgdata"
         sockets = self.data_dir / "pgsock"
+        disk_mb = self.topology.postgres_disk_mb
+        if disk_mb:  # the data directory (WAL included) on a disk that can fill up
+            self.postgres_disk = SizedDisk(
+                self.data_dir / "pgdisk", f"{self.cluster_id}-postgres", disk_mb
+            ).mount()
+            pgdata = self.postgres_disk.mountpoint / "pgdata"
         for d in (pgdata, sockets):
             d.mkdir(mode=0o700)
             if user:
@@ -383,11 +469,15 @@ class LocalCluster(StartStopContext):
             "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
             "-c", "shared_buffers=128MB",
         ]  # fmt: skip
+        if disk_mb:  # WAL recycled well within the disk, so only the fault fills it
+            wal = max(32, disk_mb // 4)
+            command += ["-c", f"max_wal_size={wal}MB", "-c", "min_wal_size=32MB"]
         dsn = f"postgresql://airflow@127.0.0.1:{port}/postgres"
         spec = self._spec(
             "postgres", "postgres", command, env=env, user=user, cwd=Path("/"),
             ports=(port,), readiness=checks.postgres_check(dsn),
             stop_signal=signal.SIGINT,  # PostgreSQL "fast" shutdown
+            disk=self.postgres_disk,
         )  # fmt: skip
         self._add(spec, start=True)
 

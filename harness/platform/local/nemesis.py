@@ -1,4 +1,5 @@
-"""Faults on the local platform: real signals to a replica's whole process tree."""
+"""Faults on the local platform: real signals to a replica's whole process tree, and its
+cgroup (CPU quota, memory limit, freezer), wall clock (libfaketime) and disk (a full tmpfs)."""
 
 from __future__ import annotations
 
@@ -56,7 +57,7 @@ class LocalNemesis:
                 raise HarnessError(f"{target} is not running", fix="wait until it is ready")
             grace = replica.spec.grace_s if grace_s is None else grace_s
             started = time.monotonic()
-            unit.signal(signal.SIGCONT)  # a paused replica must see the SIGTERM
+            unit.resume_all()  # a paused or frozen replica must see the SIGTERM
             signalled = unit.signal_stop(signal.SIGTERM, replica.spec.stop_scope)
             graceful = unit.wait_gone(grace)
             if not graceful:
@@ -92,3 +93,104 @@ class LocalNemesis:
             return {}
 
         return self._op("start_service", target, act)
+
+    # -- resource, clock and disk faults -----------------------------------------------------
+    def _cgroup(self, replica: Replica):
+        cgroup = replica.spec.cgroup
+        if cgroup is None:
+            raise HarnessError(
+                f"{replica.name} has no cgroup (this host gave none the harness can use)",
+                fix="run the harness as root on a host with cgroup v1 controllers or a "
+                "delegated cgroup v2 hierarchy (see the cluster's cgroups note)",
+            )
+        return cgroup
+
+    def _running(self, replica: Replica) -> None:
+        unit = replica.unit
+        if unit is None or unit.popen.poll() is not None:
+            raise HarnessError(f"{replica.name} is not running", fix="wait until it is ready")
+
+    def cpu_throttle(self, target: str, cores: float) -> dict[str, Any]:
+        def act(replica):
+            return {**self._cgroup(replica).set_cpu_quota(cores), "cores": cores}
+
+        return self._op("cpu_throttle", target, act, cores=cores)
+
+    def cpu_clear(self, target: str) -> dict[str, Any]:
+        def act(replica):
+            cgroup = self._cgroup(replica)
+            cgroup.clear_cpu_quota()
+            return cgroup.cpu_throttling()
+
+        return self._op("cpu_clear", target, act)
+
+    def memory_limit(self, target: str, limit: int, oom_group: bool = False) -> dict[str, Any]:
+        def act(replica):
+            cgroup = self._cgroup(replica)
+            done = cgroup.set_memory_limit(limit)
+            return {**done, "oom_group": replica.set_oom_group(oom_group)}
+
+        return self._op("memory_limit", target, act, bytes=limit, oom_group=oom_group)
+
+    def memory_clear(self, target: str) -> dict[str, Any]:
+        def act(replica):
+            cgroup = self._cgroup(replica)
+            replica.set_oom_group(False)
+            cgroup.clear_memory_limit()
+            return {"oom_kills": cgroup.oom_kills(), "usage": cgroup.memory_usage()}
+
+        return self._op("memory_clear", target, act)
+
+    def freeze(self, target: str) -> dict[str, Any]:
+        def act(replica):
+            cgroup = self._cgroup(replica)
+            self._running(replica)
+            took = cgroup.freeze()
+            return {"members": len(cgroup.members()), "frozen_after_s": round(took, 3)}
+
+        return self._op("freeze", target, act)
+
+    def thaw(self, target: str) -> dict[str, Any]:
+        def act(replica):
+            cgroup = self._cgroup(replica)
+            was = cgroup.frozen()
+            cgroup.thaw()
+            return {"was_frozen": was}
+
+        return self._op("thaw", target, act)
+
+    def _clock(self, replica: Replica):
+        clock = replica.spec.clock
+        if clock is None:
+            raise HarnessError(
+                f"{replica.name} cannot be skewed: it was not started under libfaketime",
+                fix=f"add {replica.name} to the topology's clock_skew_replicas",
+            )
+        return clock
+
+    def clock_skew(self, target: str, seconds: float) -> dict[str, Any]:
+        def act(replica):
+            return {"offset": self._clock(replica).set(seconds)}
+
+        return self._op("clock_skew", target, act, skew_s=seconds)
+
+    def clock_reset(self, target: str) -> dict[str, Any]:
+        def act(replica):
+            clock = self._clock(replica)
+            was = clock.offset()
+            return {"offset": clock.reset(), "was_s": was}
+
+        return self._op("clock_reset", target, act)
+
+    def _disk(self, replica: Replica):
+        disk = replica.spec.disk
+        if disk is None or not disk.mounted():
+            raise HarnessError(f"{replica.name} has no size-limited disk to fill",
+                               fix="set the topology's postgres_disk_mb (e.g. 256)")  # fmt: skip
+        return disk
+
+    def disk_fill(self, target: str) -> dict[str, Any]:
+        return self._op("disk_fill", target, lambda r: self._disk(r).fill())
+
+    def disk_free(self, target: str) -> dict[str, Any]:
+        return self._op("disk_free", target, lambda r: self._disk(r).free())

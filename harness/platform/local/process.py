@@ -1,10 +1,13 @@
 """Container-like process units: start, signal and reap a whole process tree.
 
 A container runtime signals every process of a container (its cgroup), not one PID.
-Locally, a *unit* is one replica incarnation: it is started in its own session (and
-process group), and every process it spawns inherits the environment variable
-``HA_BENCH_UNIT=<unit id>``. Members of a unit are the processes in its session, its
-process group, *or* carrying its marker:
+Locally, a *unit* is one replica incarnation. Where the host has a usable cgroup
+hierarchy, the unit's leader joins its replica's cgroup before it execs
+(:mod:`.cgroups`), so every process it ever forks is a member, as in a container. Either
+way it is started in its own session (and process group), and every process it spawns
+inherits the environment variable ``HA_BENCH_UNIT=<unit id>``. Members of a unit are the
+processes of its cgroup, in its session, its process group, *or* carrying its marker — the
+/proc scan stays as a cross-check, so a process that left the cgroup is still found:
 
 - the session catches children that left the process group — Airflow's Task SDK
   supervisor calls ``setpgid`` for each task process, so ``killpg`` alone would leave
@@ -28,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.core.polling import poll
+from harness.platform.local.cgroups import ReplicaCgroup
 
 UNIT_VAR = "HA_BENCH_UNIT"
 CLUSTER_VAR = "HA_BENCH_CLUSTER"
@@ -122,23 +126,48 @@ class Unit:
     log_offset: int = 0
     log_path: Path | None = None
     signals: list[tuple[float, int]] = field(default_factory=list)
+    cgroup: ReplicaCgroup | None = None
+    oom_base: int | None = None  # the cgroup's OOM kill count when this incarnation started
 
     @property
     def pid(self) -> int:
         return self.popen.pid
 
     def members(self) -> list[int]:
+        """Live processes of this unit: its cgroup's (if any) and those the /proc scan finds."""
         pid = self.popen.pid
-        return find_processes(pgid=pid, sessions=(pid,), marker=(UNIT_VAR, self.unit_id))
+        found = find_processes(pgid=pid, sessions=(pid,), marker=(UNIT_VAR, self.unit_id))
+        if self.cgroup is not None:
+            return sorted(set(found).union(self.cgroup.members()))
+        return found
 
-    def signal(self, sig: int) -> int:
-        """Send ``sig`` to every member, as a container runtime does; returns how many."""
-        self.signals.append((time.monotonic(), sig))
+    def signal(self, sig: int, *, record: bool = True) -> int:
+        """Send ``sig`` to every member, as a container runtime does; returns how many. A
+        SIGKILL also thaws a frozen cgroup (a frozen process dies only once thawed);
+        ``record=False`` leaves it out of :attr:`signals` (a kill the kernel would do)."""
+        if record:
+            self.signals.append((time.monotonic(), sig))
         members = self.members()
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.popen.pid, sig)
         signal_pids(members, sig)
+        if sig == signal.SIGKILL and self.cgroup is not None and self.cgroup.frozen():
+            self.cgroup.thaw()
         return len(members)
+
+    def resume_all(self) -> None:
+        """SIGCONT every member and thaw the cgroup: a stopped or frozen process must run
+        to see a stop signal."""
+        self.signal(signal.SIGCONT)
+        if self.cgroup is not None and self.cgroup.frozen():
+            self.cgroup.thaw()
+
+    def oom_kills(self) -> int | None:
+        """OOM kills in this unit's cgroup since this incarnation started (None: unknown)."""
+        if self.cgroup is None or self.oom_base is None:
+            return None
+        now = self.cgroup.oom_kills()
+        return None if now is None else now - self.oom_base
 
     def signal_stop(self, sig: int, scope: str = "group") -> int:
         """Deliver a stop signal as the official image's dumb-init does.
@@ -174,11 +203,11 @@ class Unit:
             self.popen.wait(max(0.0, min(1.0, deadline - time.monotonic())))
         return True
 
-    def kill_all(self, timeout_s: float = 10.0) -> bool:
-        """SIGKILL (and SIGCONT, for stopped members) until every member is gone."""
+    def kill_all(self, timeout_s: float = 10.0, *, record: bool = True) -> bool:
+        """SIGKILL (and a thaw, for frozen members) until every member is gone."""
 
         def killed() -> bool:
-            self.signal(signal.SIGKILL)
+            self.signal(signal.SIGKILL, record=record)
             return self.wait_gone(0.5)  # paces the loop: no extra sleep
 
         poll(killed, timeout_s=timeout_s, interval_s=0.0)
@@ -194,14 +223,21 @@ def start_unit(
     cwd: Path | None = None,
     user: str | None = None,
     registry: Path | None = None,
+    cgroup: ReplicaCgroup | None = None,
 ) -> Unit:
     """Start ``command`` in a new session with the unit marker, output appended to ``log_path``.
 
     The session id is appended to ``registry``, so a watchdog can find the unit's
-    processes even if the harness dies.
+    processes even if the harness dies. With a ``cgroup``, the leader joins it before it
+    execs ``command`` (and drops to ``user`` after joining): nothing escapes by forking early.
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     full_env = {**env, UNIT_VAR: unit_id}
+    oom_base = None
+    if cgroup is not None:
+        command = cgroup.join_command(command, user)
+        user = None  # the join step drops privileges itself, after writing cgroup.procs
+        oom_base = cgroup.oom_kills()
     with open(log_path, "ab") as log:
         offset = log.tell()
         wall, mono = time.time(), time.monotonic()
@@ -219,7 +255,8 @@ def start_unit(
     if registry is not None:
         with open(registry, "a") as f:
             f.write(f"{popen.pid}\n")
-    return Unit(unit_id, popen, mono, wall, log_offset=offset, log_path=log_path)
+    return Unit(unit_id, popen, mono, wall, log_offset=offset, log_path=log_path,
+                cgroup=cgroup, oom_base=oom_base)  # fmt: skip
 
 
 def tail(path: Path, lines: int = 20) -> str:

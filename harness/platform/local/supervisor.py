@@ -8,6 +8,14 @@ readiness and liveness checks. Every transition is an event on the cluster's bus
 the time the death or the failed check was *seen*, not the (later) time they are emitted
 after the unit's clean-up.
 
+With a cgroup (:mod:`.cgroups`), the kernel's OOM kills in it are watched: each is an
+``oom_kill`` event (the replica may live on, if the killer chose a child), and ``exited``
+says ``oom_killed: true`` when the main process died of one (SIGKILL, an OOM kill counted
+in its incarnation, no SIGKILL from the harness) — ``oom_killed`` is None without a cgroup
+with memory accounting. With :meth:`Replica.set_oom_group` an OOM kill takes the whole
+replica, as Kubernetes has it on cgroup v2 (``memory.oom.group``): by the kernel where it
+can, else by this supervisor as soon as the kill is seen.
+
 When the main process of a unit exits, the rest of the unit is killed too — a container
 ends with its PID 1 — and the replacement starts only once no old process is left and
 its ports are free again.
@@ -28,6 +36,9 @@ from harness.core.events import EventBus
 from harness.core.history import now
 from harness.core.polling import poll
 from harness.core.topology import Probe, RestartPolicy
+from harness.platform.local.cgroups import ReplicaCgroup
+from harness.platform.local.clock import SkewableClock
+from harness.platform.local.disk import SizedDisk
 from harness.platform.local.process import Unit, port_is_free, start_unit
 
 Check = Callable[[Unit, float], bool]
@@ -54,6 +65,9 @@ class ReplicaSpec:
     user: str | None = None
     cwd: Path | None = None
     registry: Path | None = None
+    cgroup: ReplicaCgroup | None = None  # every incarnation runs in it (None: /proc scan)
+    clock: SkewableClock | None = None  # its wall clock can be skewed (libfaketime)
+    disk: SizedDisk | None = None  # the size-limited filesystem it keeps its data on
 
 
 class Replica:
@@ -78,6 +92,7 @@ class Replica:
         self._backoff = spec.restart.initial_backoff_s
         self._fresh = False  # the next exit restarts at once (see reset_backoff)
         self._backing_off = False  # waiting out a back-off delay now
+        self._oom_group = False  # an OOM kill takes the whole replica (harness-emulated)
 
     # -- public API -------------------------------------------------------------------
     def start(self) -> None:
@@ -133,6 +148,17 @@ class Replica:
                 self._fresh = True
             return self.restarts
 
+    def set_oom_group(self, on: bool) -> str | None:
+        """Whether an OOM kill takes the whole replica; returns who does it (``kernel``:
+        cgroup v2 ``memory.oom.group``; ``harness``: this supervisor kills the rest once it
+        sees the kill) or None when off."""
+        cgroup = self.spec.cgroup
+        if cgroup is None:
+            return None
+        by_kernel = cgroup.set_oom_group(on)
+        self._oom_group = on and not by_kernel
+        return None if not on else ("kernel" if by_kernel else "harness")
+
     def log_tail(self, lines: int = 20) -> str:
         from harness.platform.local.process import tail
 
@@ -166,7 +192,7 @@ class Replica:
         if unit is None:
             return None
         if unit.popen.poll() is None:
-            unit.signal(signal.SIGCONT)  # a paused process must see the stop signal
+            unit.resume_all()  # a paused or frozen process must see the stop signal
             unit.signal_stop(self.spec.stop_signal, self.spec.stop_scope)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 unit.popen.wait(timeout=grace_s)
@@ -196,6 +222,7 @@ class Replica:
                 cwd=self.spec.cwd,
                 user=self.spec.user,
                 registry=self.spec.registry,
+                cgroup=self.spec.cgroup,
             )
         self._emit("starting")
         return self.unit
@@ -213,17 +240,26 @@ class Replica:
             )
             prober.daemon = True
             prober.start()
+            oom_watch = None
+            if unit.oom_base is not None:
+                oom_watch = threading.Thread(target=self._watch_oom, args=(unit, stop_probes),
+                                             name=f"{self.name}-oom", daemon=True)  # fmt: skip
+                oom_watch.start()
             code = unit.popen.wait()
             seen_dead = now()  # the events below are stamped with this, not their emit time
             exited_mono = seen_dead[1]
             stop_probes.set()
+            oom = self._oom_verdict(unit, code)  # before the clean-up's own SIGKILLs
             # like a container ending with its PID 1: nothing of it may linger
             leftovers = len(unit.members())
             unit.kill_all()
             prober.join(timeout=5)  # a check in flight may take its whole timeout
+            if oom_watch is not None:
+                oom_watch.join(timeout=1)
             self._set_ready(False, t=seen_dead, detail="process exited")
             self.last_exit_code = code
-            self._emit("exited", t=seen_dead, exit_code=code, leftover_processes=leftovers)
+            self._emit("exited", t=seen_dead, exit_code=code, leftover_processes=leftovers,
+                       **oom)  # fmt: skip
             if self._shutdown.is_set() or self._held.is_set():
                 self._emit("stopped", exit_code=code)
                 continue
@@ -246,6 +282,30 @@ class Replica:
                 self._wake.clear()
             with self._lock:
                 self._backing_off = False
+
+    def _oom_verdict(self, unit: Unit, code: int) -> dict[str, object]:
+        """``oom_killed`` (None: unknown) and ``oom_kills`` of an incarnation that ended."""
+        kills = unit.oom_kills()
+        if kills is None:
+            return {"oom_killed": None, "oom_kills": None}
+        by_harness = any(sig == signal.SIGKILL for _, sig in unit.signals)
+        return {"oom_killed": code == -signal.SIGKILL and kills > 0 and not by_harness,
+                "oom_kills": kills}  # fmt: skip
+
+    def _watch_oom(self, unit: Unit, stop: threading.Event) -> None:
+        """An ``oom_kill`` event for each OOM kill the kernel counts in the cgroup; with an
+        OOM group emulated here, the rest of the replica is killed at once."""
+        seen = 0
+        while not stop.wait(0.05):
+            kills = unit.oom_kills()
+            if kills is None or kills <= seen:
+                continue
+            seen = kills
+            whole = self._oom_group and unit.popen.poll() is None
+            self._emit("oom_kill", t=now(), oom_kills=kills,
+                       group="harness" if whole else None)  # fmt: skip
+            if whole:
+                unit.kill_all(record=False)  # what memory.oom.group would have done
 
     def _probe_loop(self, unit: Unit, stop: threading.Event) -> None:
         spec = self.spec

@@ -2,8 +2,10 @@
 
 Started by the local cluster as ``python -m harness.platform.local.watchdog CLUSTER_ID DIR``
 with a pipe on its stdin. When the pipe closes — the harness exited, however it exited —
-it kills every process still carrying the cluster's environment marker and removes
-``DIR`` — both no-ops after a clean stop.
+it removes the cluster's cgroups (thawed, every member killed; listed in ``DIR/cgroups``),
+kills every process still carrying the cluster's environment marker or in a session the
+cluster started, unmounts the filesystems the cluster mounted (their source names the
+cluster) and removes ``DIR`` — all no-ops after a clean stop.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from harness.platform.local.cgroups import REGISTRY_FILE, remove_tree
+from harness.platform.local.disk import unmount_cluster
 from harness.platform.local.process import CLUSTER_VAR, find_processes, signal_pids
 
 SESSIONS_FILE = "sessions"
@@ -48,9 +52,19 @@ def main(argv: list[str]) -> int:
     while sys.stdin.buffer.read(4096):
         pass
     time.sleep(0.5)  # let a harness that is unwinding finish its own clean-up first
+    return clean_up(cluster_id, directory)
+
+
+def clean_up(cluster_id: str, directory: Path) -> int:
+    """Everything of the cluster removed: cgroups (first: a frozen process dies only once
+    thawed), processes, mounts, the directory; returns 1 if something was left."""
+    problems = remove_tree(directory / REGISTRY_FILE, cluster_id)
     reap_cluster(cluster_id, directory)
+    problems += unmount_cluster(cluster_id)
     shutil.rmtree(directory, ignore_errors=True)
-    return 0
+    for problem in problems:
+        print(f"ha-bench watchdog {cluster_id}: {problem}", file=sys.stderr, flush=True)
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":
