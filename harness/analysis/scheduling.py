@@ -82,6 +82,9 @@ def scheduling_latency(
 
     ``start_latency_before_*``: runs triggered and started before the fault;
     ``start_latency_after_*``: runs triggered at/after it (an unstarted one is +inf);
+    ``start_latency_caught_*``: runs the fault caught waiting (triggered before it, first
+    task started after it) — where a dead scheduler's cost shows when its replacement is
+    back before the next trigger;
     ``scheduling_resumed_s``: fault → first start of a run triggered after it;
     ``start_latency_points``: ``[t_trigger - t_fault, latency or None]`` per run (a scatter).
     """
@@ -92,6 +95,9 @@ def scheduling_latency(
     after_runs = {r: t for r, t in triggered.items() if t >= fault and (end is None or t < end)}
     after = [first[r] - t if r in first else math.inf for r, t in after_runs.items()]
     watched = [first[r] - t if r in first else (end or t) - t for r, t in after_runs.items()]
+    caught = {r: t for r, t in triggered.items() if t < fault and first.get(r, math.inf) >= fault}
+    caught_lat = [first[r] - t if r in first else math.inf for r, t in caught.items()]
+    caught_watched = [first[r] - t if r in first else (end or t) - t for r, t in caught.items()]
     starts_after = [first[r] for r in after_runs if r in first]
     resumed = min(starts_after) - fault if starts_after else None
     observed = end - fault if end is not None and not math.isnan(fault) else None
@@ -103,6 +109,8 @@ def scheduling_latency(
                                              observed if after_runs else None),
         **_quantiles("start_latency_before", before, before, censor),
         **_quantiles("start_latency_after", after, watched, censor),
+        "scheduling_runs_caught": len(caught),
+        **_quantiles("start_latency_caught", caught_lat, caught_watched, censor),
         "start_latency_points": sorted(
             [round(t - fault, 3), round(first[r] - t, 3) if r in first else None]
             for r, t in triggered.items() if not math.isnan(fault)

@@ -55,6 +55,7 @@ METRICS = (
     "task_start_gap_after_s",
     "start_latency_after_p95_s",
     "start_latency_after_max_s",
+    "start_latency_caught_max_s",
     "failed_tasks",
     *EXECUTION_COUNTS,
 )

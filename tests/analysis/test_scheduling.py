@@ -76,3 +76,15 @@ def test_timeline_reads_its_markers():
     t = Timeline.of(df)
     assert (t.baseline_start_mono, t.run_end_mono, t.drain_end_mono) == (5.0, 40.0, 45.0)
     assert not t.has_fault and t.observed_s is None
+
+
+def test_runs_caught_waiting_by_the_fault_are_measured_apart():
+    history = events_frame([trigger(18.0, "r1"), trigger(19.0, "r2"), trigger(19.5, "r3")])
+    ledger = [start(18.5, "r1"), start(26.0, "r2")]  # r3 never starts
+    censor = Censor()
+    f = scheduling_latency(history, ledger, _timeline(end=40.0), censor)
+    assert f["scheduling_runs_caught"] == 2
+    assert f["start_latency_caught_p50_s"] == pytest.approx(7.0)
+    assert f["start_latency_caught_max_s"] is None
+    assert censor.observed["start_latency_caught_max_s"] == pytest.approx(20.5)  # 19.5 -> 40
+    assert f["start_latency_before_max_s"] == pytest.approx(0.5)
