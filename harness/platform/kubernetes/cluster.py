@@ -230,6 +230,8 @@ class KubernetesCluster(StartStopContext):
         self._lb_forward: PortForward | None = None
         self._ledger_marks: list[tuple[float, dict[str, int]]] = []  # (wall time, node sizes)
         self.ledger_via: str | None = None  # "host" | "exec" once the round trip told
+        # every raw watch event and LIST as received: (stream, type, object or items, rv)
+        self.stream_taps: list[Callable[[str, str, Any, str | None], None]] = []
         self.forward_restarts: dict[str, int] = {}
         self._nemesis: KubernetesNemesis | None = None
         self._applied = False
@@ -725,14 +727,25 @@ class KubernetesCluster(StartStopContext):
         on_list: Callable[[list[dict[str, Any]]], Any],
     ) -> None:
         """LIST, then WATCH from its resourceVersion; on expiry (an ERROR event, or HTTP
-        410 Gone) or an error, LIST again (see :func:`watch_action`)."""
+        410 Gone) or an error, LIST again (see :func:`watch_action`). Every event and list
+        also goes to :attr:`stream_taps` as received (the recorder's view)."""
         assert self.api is not None
         version: str | None = None
         failures = 0
+        stream_name = {"Pod": "pods", "EndpointSlice": "endpointslices"}.get(kind, kind)
+
+        def tap(event_type: str, obj: Any, rv: str | None = None) -> None:
+            for sink in list(self.stream_taps):
+                try:
+                    sink(stream_name, event_type, obj, rv)
+                except Exception:  # a recorder must not break the watch
+                    log.exception("a stream tap failed")
+
         while not self._stopping.is_set():
             try:
                 if version is None:
                     items, version = self.api.list(kind, labels, scoped=scoped)
+                    tap("LIST", items, version)
                     on_list(items)
                 stream = self.api.watch(
                     kind, version, timeout_s=WATCH_TIMEOUT_S, labels=labels, scoped=scoped
@@ -740,6 +753,7 @@ class KubernetesCluster(StartStopContext):
                 for event_type, obj in stream:
                     if self._stopping.is_set():
                         return
+                    tap(event_type, obj)
                     action, rv = watch_action(event_type, obj)
                     if action == "relist":
                         version = None  # 410 Expired/Gone or worse: list again

@@ -1,11 +1,10 @@
-"""KubernetesCluster on a fake adapter (owned and existing mode), its pure helpers, and an
-opt-in live test on a kind cluster."""
+"""KubernetesCluster on a fake adapter (owned and existing mode) and its pure helpers (the
+live tests on a kind cluster are in test_k8s_live.py)."""
 
 from __future__ import annotations
 
 import copy
 import json
-import os
 import threading
 import time
 from pathlib import Path
@@ -296,35 +295,6 @@ def test_bring_up_problems_are_reported_at_once():
     assert bring_up_problem([bad]) is None  # give it a few restarts
     cs["restartCount"] = 5
     assert "CrashLoopBackOff" in (bring_up_problem([bad]) or "")
-
-
-def _live_context() -> str | None:
-    """A reachable kind cluster for the live test: $HA_BENCH_KIND_CONTEXT or kind-ha-bench."""
-    from harness.platform.kubernetes.api import KubeApi
-
-    context = os.environ.get("HA_BENCH_KIND_CONTEXT", "kind-ha-bench")
-    try:
-        KubeApi(context).server_version()
-    except HarnessError:
-        return None
-    return context
-
-
-@pytest.mark.kind
-def test_live_kill_and_replacement_on_kind(tmp_path: Path):
-    """On a live kind cluster (`ha-bench kind up`): bring up, kill api-server-0, see the
-    replacement take its slot and get ready, then delete the namespace."""
-    context = _live_context()
-    if context is None:
-        pytest.skip("no reachable kind cluster (create one with `ha-bench kind up`)")
-    small = Topology(api_servers=2, schedulers=1, dag_processors=1, triggerers=0, workers=1)
-    with KubernetesCluster(small, context=context) as cluster:
-        first = cluster.state.read(lambda t: t.pod_for("api-server-0"))["metadata"]["uid"]
-        cluster.nemesis.kill("api-server-0")
-        assert cluster.state.wait_for(
-            lambda t: t.is_ready("api-server-0") and t.holder("api-server-0") != first, 300
-        )
-        assert cluster.replica_names("api-server") == ["api-server-0", "api-server-1"]
 
 
 def _pod(name: str, component: str, restarts: list[int], image: str | None = None) -> dict:
