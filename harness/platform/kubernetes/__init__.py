@@ -1,13 +1,20 @@
 """The ``kubernetes`` platform: the local platform's Cluster and Nemesis on a kube context.
 
 - :mod:`.safety` — context allow-list, namespace/selector scope, the guarded API
-- :mod:`.api` — the thin adapter over the ``kubernetes`` client (plain dicts in and out)
+- :mod:`.api` — the thin adapter over the ``kubernetes`` client (plain dicts in and out;
+  exec status read from its status channel)
 - :mod:`.events` — pod / EndpointSlice watch events → ``lifecycle`` events, replica slots
-- :mod:`.recovery` — recovery times of replaced pods from recorded events
 - :mod:`.manifests` — render (``kubectl kustomize``) and patch from the Topology
-- :mod:`.nemesis` — faults through the API
+- :mod:`.images` — pre-flight: every image on the nodes or in its registry
+- :mod:`.diagnostics` — bring-up problems, requests, the evidence kept before a delete
+- :mod:`.namespaces` — owner/expiry leases on owned namespaces, stale ones removed
+- :mod:`.nemesis` — faults: ``kill`` (a real SIGKILL), ``force_delete``, ``terminate``,
+  ``evict``, ``pause``/``resume``, ``stop_service``/``start_service``
+- :mod:`.portforward` — ``kubectl port-forward`` children, liveness by traffic
 - :mod:`.cluster` — :class:`KubernetesCluster` (``owned`` / ``existing`` mode)
-- :mod:`.kind` — ``kind_up`` / ``kind_down``
+- :mod:`.kind` — ``kind_up`` / ``kind_down``, a kind node's container runtime
+- :mod:`.recorder` — live watch streams in the fixture format (the nightly)
 
-Only :mod:`.api` and :mod:`.cluster` (its threads and children) touch the outside world.
+Only :mod:`.api`, :mod:`.images`, :mod:`.kind`, :mod:`.portforward` and :mod:`.cluster`
+(its threads and children) touch the outside world.
 """

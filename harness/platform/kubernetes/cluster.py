@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import os
 import shlex
 import sys
 import threading
@@ -83,6 +84,7 @@ LEDGER_IN_POD = "/var/lib/ha-bench/ledger.jsonl"
 WATCH_TIMEOUT_S = 5
 FORWARD_CHECK_S = 2.0  # how often each port-forward is checked by traffic
 LEDGER_ROUND_TRIP_S = 5.0
+LOGS_ENV = "HA_BENCH_K8S_LOGS_DIR"  # logs_dir when the caller passes none
 
 
 class BringUpError(HarnessError):
@@ -157,7 +159,8 @@ class KubernetesCluster(StartStopContext):
         start or a stop during an exception, ``always``, ``0`` never; it is annotated
         ``ha-bench/kept`` and the next run removes it). ``logs_dir``: where :meth:`stop`
         keeps every pod's object, description, events and logs (current and previous)
-        before the namespace goes (``<logs_dir>/kubernetes/<namespace>/``).
+        before the namespace goes (``<logs_dir>/kubernetes/<namespace>/``; default
+        ``$HA_BENCH_K8S_LOGS_DIR``).
         ``forward_api_servers``: a port-forward per api-server replica. ``api``: an
         adapter to use instead of :class:`KubeApi` (tests). ``kill_via``: how ``kill``
         SIGKILLs (``auto``: the node's runtime on kind, else exec; see the nemesis);
@@ -203,6 +206,7 @@ class KubernetesCluster(StartStopContext):
         self.ledger_dir = Path(ledger_dir) if ledger_dir else None
         self.ledger_path = ledger_path
         self.keep_namespace = keep_namespace
+        logs_dir = logs_dir or os.environ.get(LOGS_ENV) or None
         self.logs_dir = Path(logs_dir) if logs_dir else None
         self._start_error: BaseException | None = None
         self._namespace_obj: dict[str, Any] | None = None
@@ -907,6 +911,8 @@ class KubernetesCluster(StartStopContext):
         except KubeApiError as exc:
             self._say(f"could not list the pods: {exc}")
         into = self.logs_dir / "kubernetes" / self.namespace
+        if into.exists():  # another cluster of this run kept its evidence there
+            into = into.with_name(f"{self.namespace}-{time.strftime('%Y%m%dT%H%M%S')}")
         kept = collect(self.api, sorted(pods.values(), key=lambda p: p["metadata"]["name"]), into)
         self._say(f"kept {kept['pods']} pods' logs, descriptions and events in {into}")
 

@@ -162,3 +162,15 @@ def test_kind_gc_deletes_only_stale_namespaces(capsys, monkeypatch):
     assert main(["kind", "gc", "--name", "bench"]) == 0
     assert calls == ["kind-bench"]
     assert "kind cluster bench: 0 stale namespace(s) deleted" in capsys.readouterr().out
+
+
+def test_the_logs_directory_defaults_to_the_environment(tmp_path: Path, monkeypatch):
+    """ha-bench run and pytest experiments/ do not pass logs_dir to this platform yet:
+    $HA_BENCH_K8S_LOGS_DIR (the nightly sets it) is where the evidence goes then, one
+    directory per cluster."""
+    monkeypatch.setenv("HA_BENCH_K8S_LOGS_DIR", str(tmp_path))
+    for _ in range(2):
+        with owned_cluster(FakeCluster()) as cluster:
+            assert cluster.logs_dir == tmp_path
+    kept = sorted(d.name for d in (tmp_path / "kubernetes").iterdir())
+    assert len(kept) == 2 and kept[0] == "ha-bench" and kept[1].startswith("ha-bench-")

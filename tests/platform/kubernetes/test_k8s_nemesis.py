@@ -301,3 +301,19 @@ def test_a_pod_name_target_is_recorded_as_its_replica():
         "airflow-api-server-7d9f8c6b5d-k4m7p",
     )
     assert rig.api.mutations()[0][1][1] == "airflow-api-server-7d9f8c6b5d-k4m7p"
+
+
+def test_force_delete_is_refused_by_the_local_platform_recording_nothing():
+    from harness.platform.base import FAULT_OPS, Nemesis
+    from harness.platform.local.nemesis import LocalNemesis
+
+    bus = EventBus()
+    seen: list[dict[str, Any]] = []
+    bus.subscribe(seen.append)
+    local = LocalNemesis(lambda name: pytest.fail("no replica is looked up"), bus)
+    assert isinstance(local, Nemesis) and "force_delete" in FAULT_OPS
+    with pytest.raises(HarnessError) as err:
+        local.force_delete("api-server-0")
+    assert "\n" not in str(err.value) and "local platform has no pod objects" in str(err.value)
+    assert "use kill (SIGKILL) or terminate (SIGTERM)" in str(err.value)
+    assert seen == []
