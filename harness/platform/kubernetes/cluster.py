@@ -3,9 +3,13 @@
 Two modes:
 
 ``owned``     the harness owns namespace ``ha-bench``: it renders the manifests
-              (``kubectl kustomize``), patches them from the Topology, creates the
-              ``airflow-secrets`` Secret, server-side applies everything (field manager
-              ``ha-bench``) and deletes the namespace in :meth:`stop` (unless kept).
+              (``kubectl kustomize``), patches them from the Topology, checks the
+              images and the requests (pre-flight), removes stale namespaces of earlier
+              runs, creates the ``airflow-secrets`` Secret, server-side applies
+              everything (field manager ``ha-bench``; the namespace with an owner and
+              a renewed lease), checks the ledger round trip, and in :meth:`stop` keeps
+              every pod's logs, events and description, then deletes the namespace
+              (unless kept).
 ``existing``  an official Helm chart release: pods selected by namespace and labels
               (default ``release=<name>``); nothing is applied or deleted, only the
               selected pods are faulted.
@@ -14,7 +18,9 @@ Either way the context must be on the allow-list (checked in the constructor, be
 any API client exists), a pod watch and an EndpointSlice watch feed
 :class:`~harness.platform.kubernetes.events.LifecycleTracker` and its ``lifecycle``
 events go to :attr:`bus`, and everything probed is on loopback: the kind NodePort
-(``127.0.0.1:30080``) or ``kubectl port-forward`` children. Use it as a context manager.
+(``127.0.0.1:30080``) or ``kubectl port-forward`` children (checked by traffic). A
+bring-up that cannot succeed (a pull error, a crash loop, an unschedulable pod, a failed
+migration Job) stops within seconds with the reason. Use it as a context manager.
 """
 
 from __future__ import annotations
