@@ -17,8 +17,9 @@ from reportdata import SMOKE_RUN, VARIANTS, copy_run, synth_run
 from harness.analysis.curves import binned, recovery_curve
 from harness.cli import main
 from harness.core.history import HistoryWriter
-from harness.report.report import _measured_median, write_run_report
+from harness.report.report import write_run_report
 from harness.report.runs import load_run
+from harness.report.tables import measured_median
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -266,18 +267,18 @@ def test_runs_lists_newest_first_with_headline_figures(tmp_path: Path, capsys):
 
 
 def test_hypothesis_medians_only_for_numbers_with_their_unit():
-    assert _measured_median("downtime_s <= 1.0", [1.0, 3.0, None, 2.0]) == (
+    assert measured_median("downtime_s <= 1.0", [1.0, 3.0, None, 2.0]) == (
         "2.00 s (n=3; no 95 % interval: n < 6)"
     )
     six = [1.0, 3.0, None, 2.0, 4.0, 6.0, 5.0]
-    assert _measured_median("downtime_s <= 1.0", six) == "3.50 s [1.00, 6.00] (n=6)"
-    assert _measured_median("scheduling_resumed_vs_restart >= 0.8", [1.2]) == (
+    assert measured_median("downtime_s <= 1.0", six) == "3.50 s [1.00, 6.00] (n=6)"
+    assert measured_median("scheduling_resumed_vs_restart >= 0.8", [1.2]) == (
         "1.20 (n=1; no 95 % interval: n < 6)"
     )
-    assert _measured_median("recovered == True", [True, True]) == "-"
-    assert _measured_median("executions", [[], ["1 lost run"]]) == "-"
-    assert _measured_median("downtime_s <= 1.0", [None, None]) == "-"
-    assert _measured_median("downtime_s <= 1.0", None) == "-"
+    assert measured_median("recovered == True", [True, True]) == "-"
+    assert measured_median("executions", [[], ["1 lost run"]]) == "-"
+    assert measured_median("downtime_s <= 1.0", [None, None]) == "-"
+    assert measured_median("downtime_s <= 1.0", None) == "-"
 
 
 def test_text_from_the_data_is_escaped_in_html_and_in_markdown_tables(tmp_path: Path):
