@@ -291,25 +291,41 @@ def median_text(variant: Variant, metric: str, digits: int = 3) -> str:
     )
 
 
-def variant_headline(variant: Variant, width: int = 0) -> str:
-    """``ha-bench runs``' line of a variant: valid repetitions (and how many were excluded
-    as invalid), median downtime and recovery, verdicts."""
-    recovery = variant.values("recovery_s")
+def _headline_text(variant: Variant, metric: str) -> str:
+    """``downtime median 0.863s``, ``failed_tasks median 0``: one headline figure's median
+    over the valid repetitions (seconds for ``*_s``, else a count), then how many of them
+    never saw it (``never recovered`` for recovery) or did not measure it."""
+    values = variant.values(metric)
+    med = median_ci(values).median
+    if metric.endswith("_s"):
+        median = median_text(variant, metric)
+    elif med is None:
+        median = "-"
+    else:
+        median = never_text(variant.censored_s(metric)) if math.isinf(med) else f"{med:g}"
+    never = "never recovered" if metric == "recovery_s" else "never seen"
     notes = [
         f"{k} {what}"
         for k, what in (
-            (sum(x == math.inf for x in recovery), "never recovered"),
-            (sum(x is None for x in recovery), "not measured"),
+            (sum(x == math.inf for x in values), never),
+            (sum(x is None for x in values), "not measured"),
         )
         if k
     ]
+    return f"{metric.removesuffix('_s')} median {median}" + (
+        f" ({', '.join(notes)})" if notes else ""
+    )
+
+
+def variant_headline(variant: Variant, width: int = 0) -> str:
+    """``ha-bench runs``' line of a variant: valid repetitions (and how many were excluded
+    as invalid), the median of each of its headline figures (:attr:`Variant.headline`:
+    downtime and recovery for runs written before experiments named theirs), verdicts."""
     excluded = f" ({len(variant.excluded)} invalid, excluded)" if variant.excluded else ""
     counts = variant.verdict_counts()
+    figures = "  ".join(_headline_text(variant, m) for m in variant.headline)
     return (
-        f"{variant.name.ljust(width)}  n={len(variant.valid_repetitions)}{excluded}  "
-        f"downtime median {median_text(variant, 'downtime_s')}  "
-        f"recovery median {median_text(variant, 'recovery_s')}"
-        + (f" ({', '.join(notes)})" if notes else "")
-        + f"  verdicts: {counts.get('confirmed', 0)} confirmed, "
+        f"{variant.name.ljust(width)}  n={len(variant.valid_repetitions)}{excluded}  {figures}"
+        f"  verdicts: {counts.get('confirmed', 0)} confirmed, "
         f"{counts.get('refuted', 0)} refuted, {counts.get('unknown', 0)} unknown"
     )

@@ -21,6 +21,7 @@ from reportdata import (
     synthesized_fault_run,
 )
 
+from harness.cli import main
 from harness.report.plots import scheduling_points, scheduling_scatter_figure
 from harness.report.report import write_run_report
 from harness.report.runs import load_run
@@ -182,3 +183,15 @@ def test_the_index_lists_each_variants_headline(synthesized: Path):
     assert list(headline) == SCHEDULER_HEADLINE
     assert headline["start_latency_after_max_s"].count(None) == 2  # censored: null
     assert list(index[SYNTHESIZED_SOAK]["headline"]) == SOAK_HEADLINE
+
+
+def test_runs_prints_each_variants_headline(synthesized: Path, capsys: pytest.CaptureFixture):
+    assert main(["runs", "--results", str(synthesized.parent)]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    scheduler = lines[SYNTHESIZED_SCHEDULER]
+    assert "n=6 (1 invalid, excluded)  start_latency_after_max median 9." in scheduler
+    assert "s (2 never seen)  task_start_gap_after median " in scheduler  # censored: counted
+    assert "  scheduling_resumed median " in scheduler and "downtime" not in scheduler
+    soak = lines[SYNTHESIZED_SOAK]
+    assert "n=1  downtime median 0.400s  faults_injected median 3  failed_tasks median 0  " in soak
+    assert "recovery" not in soak and soak.endswith("verdicts: 2 confirmed, 0 refuted, 1 unknown")
