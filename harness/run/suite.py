@@ -79,6 +79,7 @@ class ClusterPool(contextlib.AbstractContextManager):
                 allowed_contexts=tuple(self.allowed),
                 ledger_dir=default_ledger_dir(kind) if kind else None,
                 log=self.log,
+                logs_dir=logs,
             )
         from harness.observe.workload import DAGS_DIR
         from harness.platform.local.cluster import LocalCluster
