@@ -504,7 +504,10 @@ def check_repetition(
         for key in TOP_LEVEL.get(r.name, ()):
             top[key] = r.details.get(key)
     findings = [{"check": r.name, **f} for r in results for f in r.details.get("findings", [])]
-    composed.details = {**top, "ledger_rows": len(ledger_rows), "ledger_executions": len(execs),
-                        "task_instances": len(states), "findings": findings,
-                        **composed.details}  # fmt: skip
+    checks = composed.details
+    # the counts win over a checker of the same name (state_regressions,
+    # zombie_false_positives); every checker's own details stay under "checks"
+    composed.details = {**checks, **top, "ledger_rows": len(ledger_rows),
+                        "ledger_executions": len(execs), "task_instances": len(states),
+                        "checks": checks, "findings": findings}  # fmt: skip
     return composed

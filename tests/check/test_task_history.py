@@ -288,6 +288,8 @@ def test_synthesized_repetition_is_valid_and_a_planted_overlap_is_found() -> Non
                      ("overlaps", "overlap")}  # fmt: skip
     assert r.details["duplicate_starts"] == 1 and r.details["overlapping_executions"] == 1
     assert r.details["overlaps"]["valid"] is False
+    assert r.details["state_regressions"] == 0 and r.details["zombie_false_positives"] == 0
+    assert r.details["checks"]["state_regressions"]["valid"] is True
     assert any(p.startswith("overlaps: ") for p in r.problems)
     lines = [finding_line(f) for f in r.details["findings"]]
     assert any("overlaps/overlap: ha_bench_long/victim/long_sleep" in x and "9999" in x
