@@ -200,3 +200,44 @@ def test_the_watchdog_removes_everything_after_a_sigkill_of_the_harness(tmp_path
         harness.send_signal(signal.SIGKILL)  # no unwinding: only the watchdog is left
         harness.wait()
     _nothing_left(cluster_id, Path(started["data_dir"]), timeout_s=40)
+
+
+CTRL_C = textwrap.dedent(
+    """
+    import json, sys, time
+    from harness.core.topology import Topology
+    {services_only}
+    topology = Topology.model_validate_json(sys.argv[1])
+    with LocalCluster(topology) as cluster:
+        cluster.nemesis.freeze("redis")
+        cluster.nemesis.disk_fill("postgres")
+        print(json.dumps({{"cluster_id": cluster.cluster_id,
+                           "data_dir": str(cluster.data_dir)}}), flush=True)
+        time.sleep(600)
+    """
+)
+
+
+def test_nothing_is_left_after_a_ctrl_c_of_the_harness(tmp_path):
+    script = tmp_path / "owner.py"
+    script.write_text(f"CLOCKS = {CLOCKS!r}\n" + CTRL_C.format(services_only=SERVICES_ONLY))
+    root = Path(__file__).resolve().parents[3]
+    env = {k: v for k, v in os.environ.items() if k != CLUSTER_VAR}
+    env["PYTHONPATH"] = f"{root}:{env['PYTHONPATH']}" if env.get("PYTHONPATH") else str(root)
+    harness = subprocess.Popen([sys.executable, str(script), TOPOLOGY.model_dump_json()],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=env, cwd=root)  # fmt: skip
+    try:
+        line = harness.stdout.readline()
+        assert line, f"the harness did not start its cluster: {harness.stderr.read()[-2000:]}"
+        started = json.loads(line)
+        harness.send_signal(signal.SIGINT)  # Ctrl-C: KeyboardInterrupt unwinds the with
+        assert harness.wait(60) != 0
+        # its own stop() cleaned up, before the watchdog could
+        assert not _cgroup_dirs(started["cluster_id"])
+        assert not cluster_mounts(started["cluster_id"])
+    finally:
+        if harness.poll() is None:
+            harness.kill()
+            harness.wait()
+    _nothing_left(started["cluster_id"], Path(started["data_dir"]), timeout_s=10)
