@@ -420,9 +420,9 @@ def test_ledger_round_trip_finds_the_host_mount(tmp_path: Path):
 
 
 def test_ledger_round_trip_falls_back_to_exec_without_the_mount(tmp_path: Path, monkeypatch):
-    import harness.platform.kubernetes.cluster as cluster_module
+    import harness.platform.kubernetes.ledger as ledger_module
 
-    monkeypatch.setattr(cluster_module, "LEDGER_ROUND_TRIP_S", 0.3)
+    monkeypatch.setattr(ledger_module, "LEDGER_ROUND_TRIP_S", 0.3)
     said: list[str] = []
     api = FakeCluster()  # a cluster made by plain `kind create`: nothing reaches tmp_path
     with owned_cluster(api, ledger_dir=tmp_path, log=said.append) as cluster:

@@ -157,11 +157,11 @@ def test_http_answers_tells_a_forward_that_passes_traffic(kubectl_log: Path, mon
 def test_a_forward_that_passes_no_traffic_is_restarted(kubectl_log: Path, monkeypatch):
     import functools
 
-    import harness.platform.kubernetes.cluster as cluster_module
+    import harness.platform.kubernetes.access as access_module
 
-    monkeypatch.setattr(cluster_module, "FORWARD_CHECK_S", 0.1)
+    monkeypatch.setattr(access_module, "FORWARD_CHECK_S", 0.1)
     monkeypatch.setattr(
-        cluster_module, "Liveness", functools.partial(Liveness, failures=2, min_gap_s=0.5)
+        access_module, "Liveness", functools.partial(Liveness, failures=2, min_gap_s=0.5)
     )
     with KubernetesCluster(
         TOPOLOGY,
@@ -186,12 +186,12 @@ def test_a_forward_that_passes_no_traffic_is_restarted(kubectl_log: Path, monkey
 def test_a_forward_that_passes_traffic_is_left_alone(kubectl_log: Path, monkeypatch):
     import functools
 
-    import harness.platform.kubernetes.cluster as cluster_module
+    import harness.platform.kubernetes.access as access_module
 
     monkeypatch.setenv("STUB_ANSWER", "1")
-    monkeypatch.setattr(cluster_module, "FORWARD_CHECK_S", 0.1)
+    monkeypatch.setattr(access_module, "FORWARD_CHECK_S", 0.1)
     monkeypatch.setattr(
-        cluster_module, "Liveness", functools.partial(Liveness, failures=2, min_gap_s=0.5)
+        access_module, "Liveness", functools.partial(Liveness, failures=2, min_gap_s=0.5)
     )
     with KubernetesCluster(
         TOPOLOGY,
