@@ -77,8 +77,9 @@ def unknown_gates(hypotheses: Iterable[Hypothesis], figures: dict[str, Any]) -> 
 
 
 def evaluate(
-    hypotheses: Iterable[Hypothesis], repetitions: list[dict[str, Any]]
-) -> dict[str, dict[str, Any]]:
+    hypotheses: Iterable[Hypothesis], repetitions: list[dict[str, Any]], *,
+    executions_gate: bool = True,
+) -> dict[str, dict[str, Any]]:  # fmt: skip
     """Each hypothesis's verdict over the *valid* repetitions, plus the ledger checker's.
 
     ``measured`` lists each valid repetition's figure (None where censored) and
@@ -99,8 +100,9 @@ def evaluate(
     verdicts["executions"] = {
         "verdict": combine("refuted" if v is False else "unknown" if v is None else "confirmed"
                            for v in executions) if executions else "unknown",
-        "why": "no lost or duplicated task executions (ledger checker)",
-        "gate": True,
+        "why": "no lost, duplicated or overlapping task executions (the execution checkers)"
+        + ("" if executions_gate else "; a reproducer's finding, not a gate"),
+        "gate": executions_gate,
         "measured": [r["executions"]["problems"] for r in repetitions],
     }  # fmt: skip
     return verdicts

@@ -282,7 +282,9 @@ def summarize(
         "valid_repetitions": valid,
         "invalid_repetitions": len(repetitions) - valid,
         "repetitions": repetitions,
-        "verdicts": evaluate(experiment.hypotheses, repetitions),
+        "verdicts": evaluate(
+            experiment.hypotheses, repetitions, executions_gate=experiment.reproduces is None
+        ),
         "experiment_definition": experiment.describe(),
         "metadata": {
             **metadata,

@@ -93,3 +93,13 @@ def test_an_invalid_run_says_why():
     assert invalid_run(summary) == ["1 of 2 repetitions valid",
                                     "repetition 2: no probe history"]  # fmt: skip
     assert invalid_run({"valid": True}) == []
+
+
+def test_a_reproducers_execution_findings_are_reported_not_gated():
+    bad = {"valid": True, "executions": {"valid": False, "problems": ["zombie"]}}
+    gated = evaluate([], [bad])["executions"]
+    assert gated["verdict"] == "refuted" and gated["gate"]
+    assert failed_verdicts({"verdicts": {"executions": gated}})
+    study = evaluate([], [bad], executions_gate=False)["executions"]
+    assert study["verdict"] == "refuted" and not study["gate"]
+    assert failed_verdicts({"verdicts": {"executions": study}}) == []
