@@ -29,6 +29,7 @@ from typing import Any
 import pandas as pd
 
 from harness.core.airflow_api import TERMINAL_RUN_STATES
+from harness.core.faultops import UNDO
 
 __all__ = [
     "HOLD_UNDO",
@@ -47,7 +48,7 @@ __all__ = [
 ]
 
 TaskKey = tuple[str, str, str, int]  # (dag_id, run_id, task_id, map_index)
-HOLD_UNDO = {"pause": "resume", "stop_service": "start_service"}
+HOLD_UNDO = UNDO  # a held fault lasts from its op to its undo
 FINAL_PHASES = ("end", "error", "defer")  # an execution's last word, when it had one
 BEGIN_PHASES = ("start", "resume")
 

@@ -17,17 +17,8 @@ import time
 from typing import Any, Protocol
 
 from harness.core.errors import HarnessError
+from harness.core.faultops import UNDO
 from harness.platform.base import Cluster, record_fault
-
-UNDO = {
-    "pause": "resume",
-    "stop_service": "start_service",
-    "freeze": "thaw",
-    "cpu_throttle": "cpu_clear",
-    "memory_limit": "memory_clear",
-    "clock_skew": "clock_reset",
-    "disk_fill": "disk_free",
-}
 
 
 class FaultLike(Protocol):

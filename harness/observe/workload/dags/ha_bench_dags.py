@@ -150,15 +150,32 @@ class _Heartbeat:
             self._thread.join(timeout=5)
 
 
+def _body(sleep_s: float, alloc_mb: float, alloc_after_s: float) -> None:
+    """Sleep ``sleep_s``; with ``alloc_mb``, allocate and touch that many MiB
+    ``alloc_after_s`` into it (a task that runs out of memory) and hold them."""
+    if alloc_mb <= 0:
+        time.sleep(sleep_s)
+        return
+    time.sleep(min(alloc_after_s, sleep_s))
+    held = []
+    for _ in range(int(alloc_mb)):
+        block = bytearray(1 << 20)
+        block[::4096] = b"\x01" * len(block[::4096])  # touch every page: resident
+        held.append(block)
+    time.sleep(max(0.0, sleep_s - alloc_after_s))
+
+
 def _work() -> None:
     """The body of every benchmark task: ledger start, sleep ``params.sleep_s`` (with ledger
     heartbeats), ledger end; ``error`` (and re-raise) if the body is interrupted."""
     identity = _identity()
     interval_s = _env_number(HEARTBEAT_ENV, 2.0)
     _write(identity, "start", heartbeat_s=interval_s)
+    params = get_current_context()["params"]
     try:
         with _Heartbeat(identity, interval_s):
-            time.sleep(float(get_current_context()["params"]["sleep_s"]))
+            _body(float(params["sleep_s"]), float(params.get("alloc_mb") or 0),
+                  float(params.get("alloc_after_s") or 0))  # fmt: skip
     except BaseException as exc:  # e.g. AirflowTaskTerminated on SIGTERM: evidence, then on
         _write(identity, "error", error=type(exc).__name__)
         raise
@@ -216,9 +233,12 @@ def ha_bench_short() -> None:
     step_1() >> step_2()
 
 
-@dag(dag_id="ha_bench_long", params=_params(60), **_COMMON)
+@dag(dag_id="ha_bench_long", params={**_params(60),
+                                     "alloc_mb": Param(0, type="number", minimum=0),
+                                     "alloc_after_s": Param(0, type="number", minimum=0)},
+     **_COMMON)  # fmt: skip
 def ha_bench_long() -> None:
-    """One long task."""
+    """One long task (``alloc_mb`` MiB allocated ``alloc_after_s`` into it: out of memory)."""
 
     @task
     def long_sleep() -> None:
