@@ -26,14 +26,16 @@ messages show them as UTC times of day).
 ``expect_lost`` / ``expect_duplicates`` report lost runs / duplicated, overlapping and
 falsely-failed executions without making the result invalid (an experiment that expects
 a task to be declared dead while it runs).
+
+The last three, which read the API's task states, live in :mod:`.states`; what findings
+share (times in messages, :func:`finding_line`, the result) in :mod:`.findings`. All are
+importable from here.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 from collections import defaultdict
-from collections.abc import Iterable
 from typing import Any
 
 import pandas as pd
@@ -46,16 +48,21 @@ from harness.check.executions import (
     observe,
     run_fates,
 )
+from harness.check.findings import finding_line, proc, result, span, utc
 from harness.check.history import (
     Execution,
-    StateObservation,
     TaskKey,
     executions,
     executions_by_task,
-    observed_until,
-    run_observed_until,
     task_name,
     task_states,
+)
+from harness.check.states import (
+    FAILED_TRY_STATES,
+    STUCK_STATES,
+    check_state_regressions,
+    check_stuck,
+    check_zombie_false_positives,
 )
 
 __all__ = [
@@ -72,52 +79,8 @@ __all__ = [
     "finding_line",
 ]
 
-STUCK_STATES = ("queued", "running")
-FAILED_TRY_STATES = frozenset({"failed", "up_for_retry"})
-BEFORE_RUNNING = frozenset({"scheduled", "queued"})
-DEFERRING = frozenset({"deferred", "up_for_reschedule"})
 CHECKS = ("lost", "duplicates", "overlaps", "zombie_false_positives", "stuck",
           "state_regressions")  # fmt: skip
-
-
-def _t(x: float | None) -> str:
-    """A wall time in messages: UTC time of day to the millisecond (the finding's fields
-    keep the Unix seconds)."""
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "-"
-    return dt.datetime.fromtimestamp(x, dt.UTC).strftime("%H:%M:%S.%f")[:-3]
-
-
-def _proc(e: Execution) -> str:
-    where = f"{e.pid}@{e.hostname}" + (f" ({e.replica})" if e.replica else "")
-    return f"pid {where}"
-
-
-def _span(e: Execution) -> str:
-    end = "end" if e.end is not None else (e.outcome or "no last word")
-    return f"[{_t(e.start)} .. {_t(e.last_alive)} {end}]"
-
-
-def finding_line(finding: dict[str, Any]) -> str:
-    """One line for a finding: its check, kind and message."""
-    check = finding.get("check")
-    head = f"{check}/{finding.get('kind')}" if check else str(finding.get("kind"))
-    return f"{head}: {finding.get('message', '')}"
-
-
-def _result(
-    name: str,
-    findings: list[dict[str, Any]],
-    *,
-    invalid: bool,
-    unknown: bool = False,
-    problems: list[str] | None = None,
-    **details: Any,
-) -> CheckResult:
-    valid: bool | None = False if invalid else (None if unknown else True)
-    return CheckResult(name, valid,
-                       {**details, "findings": findings[:MAX_IDS], "count": len(findings)},
-                       problems or [])  # fmt: skip
 
 
 # --- lost work --------------------------------------------------------------------------
@@ -133,8 +96,8 @@ def check_lost(
     for f in fates.lost:
         tasks = f" ({', '.join(f['tasks'][:5])})" if f["tasks"] else ""
         findings.append({**f, "message": (
-            f"{f['run']}: {f['reason']}{tasks}; acknowledged at {_t(f['acknowledged_at'])}, "
-            f"last run state {f['run_state']} at {_t(f['run_state_at'])}"
+            f"{f['run']}: {f['reason']}{tasks}; acknowledged at {utc(f['acknowledged_at'])}, "
+            f"last run state {f['run_state']} at {utc(f['run_state_at'])}"
         )})  # fmt: skip
     problems = []
     if findings:
@@ -150,7 +113,7 @@ def check_lost(
     outcomes = list(obs.trigger_outcome.values())
     unknown_seen = [f"{k[0]}/{k[1]}" for k in obs.unknown
                     if k in obs.run_state or k in obs.ledger_runs]  # fmt: skip
-    return _result(
+    return result(
         "lost", findings, invalid=bool(findings) and not expect_lost, unknown=unknown,
         problems=problems, expect_lost=expect_lost,
         triggered=len(outcomes), acknowledged=len(obs.acked),
@@ -191,7 +154,7 @@ def check_duplicates(
     for (task, try_number), group in sorted(starts.items(), key=str):
         if len(group) < 2:
             continue
-        procs = ", ".join(f"{_proc(e)} {_span(e)}" for e in group)
+        procs = ", ".join(f"{proc(e)} {span(e)}" for e in group)
         findings.append({
             "kind": "same_try_twice", "task": task_name(task), "try_number": try_number,
             "executions": [e.cite() for e in group],
@@ -201,7 +164,7 @@ def check_duplicates(
         if len(group) < 2:
             continue
         tries = sorted((e.try_number for e in group), key=str)
-        procs = ", ".join(f"try {e.try_number} {_proc(e)} ended {_t(e.end)}" for e in group)
+        procs = ", ".join(f"try {e.try_number} {proc(e)} ended {utc(e.end)}" for e in group)
         findings.append({
             "kind": "ended_twice", "task": task_name(task), "tries": tries,
             "executions": [e.cite() for e in group],
@@ -214,7 +177,7 @@ def check_duplicates(
         names = [f["message"].split(":")[0] for f in findings]
         problems.append(f"duplicated executions: {names[:5]} ({len(duplicate_starts)} same-try "
                         f"starts, {len(duplicate_ends)} repeated ends)")  # fmt: skip
-    return _result(
+    return result(
         "duplicates", findings, invalid=bool(findings) and not expect_duplicates,
         problems=problems, expect_duplicates=expect_duplicates,
         duplicate_starts=len(duplicate_starts), duplicate_ends=len(duplicate_ends),
@@ -254,8 +217,8 @@ def check_overlaps(
                     "from": max(a.start, b.start), "until": min(a.last_alive, b.last_alive),
                     "executions": [a.cite(), b.cite()],
                     "message": (
-                        f"{task_name(task)}: try {a.try_number} {_proc(a)} {_span(a)} and "
-                        f"try {b.try_number} {_proc(b)} {_span(b)} ran at the same time for "
+                        f"{task_name(task)}: try {a.try_number} {proc(a)} {span(a)} and "
+                        f"try {b.try_number} {proc(b)} {span(b)} ran at the same time for "
                         f"{both:.3f} s ({clock} clock)"
                     ),
                 })  # fmt: skip
@@ -263,191 +226,9 @@ def check_overlaps(
     if findings:
         problems.append(f"{len(findings)} overlapping execution pair(s): "
                         f"{[f['task'] for f in findings][:5]}")  # fmt: skip
-    return _result("overlaps", findings, invalid=bool(findings) and not expect_duplicates,
-                   problems=problems, expect_duplicates=expect_duplicates,
-                   overlapping_executions=len(findings))  # fmt: skip
-
-
-# --- what the API said against what the ledger shows --------------------------------------
-
-
-def check_zombie_false_positives(
-    history_df: pd.DataFrame,
-    ledger_rows: list[dict[str, Any]],
-    *,
-    expect_duplicates: bool = False,
-    execs: list[Execution] | None = None,
-    states: dict[TaskKey, list[StateObservation]] | None = None,
-) -> CheckResult:
-    """``zombie_false_positive``: a try the API reported failed (or up for retry) although
-    an execution of it wrote ``end`` (its work was done)."""
-    execs = executions(ledger_rows) if execs is None else execs
-    states = task_states(history_df) if states is None else states
-    ended: dict[tuple[TaskKey, int | None], list[Execution]] = defaultdict(list)
-    for e in execs:
-        if e.end is not None:
-            ended[(e.task, e.try_number)].append(e)
-    findings = []
-    for task, observations in sorted(states.items(), key=str):
-        reported: dict[int | None, StateObservation] = {}
-        for o in observations:
-            if o.state in FAILED_TRY_STATES and o.try_number not in reported:
-                reported[o.try_number] = o
-        for try_number, o in reported.items():
-            for e in ended.get((task, try_number), []):
-                findings.append({
-                    "kind": "zombie_false_positive", "task": task_name(task),
-                    "try_number": try_number, "api_state": o.state, "reported_at": o.t_wall,
-                    "api_hostname": o.hostname, "ended_at": e.end,
-                    "executions": [e.cite()],
-                    "message": (
-                        f"{task_name(task, try_number)}: the API reported {o.state} at "
-                        f"{_t(o.t_wall)} but {_proc(e)} ended it normally at {_t(e.end)}"
-                    ),
-                })  # fmt: skip
-    problems = []
-    if findings:
-        problems.append(f"{len(findings)} try(s) reported failed although they ended "
-                        f"normally: {[f['task'] for f in findings][:5]}")  # fmt: skip
-    return _result("zombie_false_positives", findings,
-                   invalid=bool(findings) and not expect_duplicates, problems=problems,
-                   expect_duplicates=expect_duplicates,
-                   zombie_false_positives=len(findings))  # fmt: skip
-
-
-def _spans(
-    observations: list[StateObservation], until: float
-) -> Iterable[tuple[StateObservation, float, bool]]:
-    """(first observation of a state, when it was left or observation ended, still in it)."""
-    for i, o in enumerate(observations):
-        prev = observations[i - 1] if i else None
-        if prev is not None and (prev.state, prev.try_number) == (o.state, o.try_number):
-            continue
-        nxt = next((n for n in observations[i + 1 :]
-                    if (n.state, n.try_number) != (o.state, o.try_number)), None)  # fmt: skip
-        yield o, (nxt.t_wall if nxt is not None else until), nxt is None
-
-
-def check_stuck(
-    history_df: pd.DataFrame,
-    ledger_rows: list[dict[str, Any]] | None = None,
-    *,
-    stuck_after_s: float = 120.0,
-    execs: list[Execution] | None = None,
-    states: dict[TaskKey, list[StateObservation]] | None = None,
-) -> CheckResult:
-    """``stuck``: a task instance ``queued`` or ``running`` (one try, as the API reported
-    it) for more than ``stuck_after_s``, counted until it left that state or, if it never
-    did, until the driver last polled its run."""
-    execs = executions(ledger_rows or []) if execs is None else execs
-    states = task_states(history_df) if states is None else states
-    end_all = observed_until(history_df)
-    run_end = run_observed_until(history_df)
-    by_try: dict[tuple[TaskKey, int | None], list[Execution]] = defaultdict(list)
-    for e in execs:
-        by_try[(e.task, e.try_number)].append(e)
-    findings = []
-    for task, observations in sorted(states.items(), key=str):
-        until = run_end.get(task[:2], end_all)
-        if until is None:
-            continue
-        for o, left, still in _spans(observations, until):
-            held = left - o.t_wall
-            if o.state not in STUCK_STATES or held <= stuck_after_s:
-                continue
-            mine = by_try.get((task, o.try_number), [])
-            alive = max((e.last_alive for e in mine), default=None)
-            findings.append({
-                "kind": "stuck", "task": task_name(task), "try_number": o.try_number,
-                "state": o.state, "since": o.t_wall, "until": left, "for_s": held,
-                "still_at_end": still, "api_hostname": o.hostname,
-                "ledger_last_alive": alive, "executions": [e.cite() for e in mine],
-                "message": (
-                    f"{task_name(task, o.try_number)} {o.state} for {held:.1f} s "
-                    f"(> {stuck_after_s:g} s) from {_t(o.t_wall)}"
-                    + (" until the end of observation" if still else f" until {_t(left)}")
-                    + (f"; ledger: last alive {_t(alive)}" if mine else "; no ledger execution")
-                ),
-            })  # fmt: skip
-    problems = []
-    if findings:
-        problems.append(f"{len(findings)} task instance(s) stuck queued/running > "
-                        f"{stuck_after_s:g} s: {[f['task'] for f in findings][:5]}")  # fmt: skip
-    return _result("stuck", findings, invalid=bool(findings), problems=problems,
-                   stuck_after_s=stuck_after_s, stuck_task_instances=len(findings))  # fmt: skip
-
-
-def check_state_regressions(
-    history_df: pd.DataFrame,
-    ledger_rows: list[dict[str, Any]] | None = None,
-    *,
-    execs: list[Execution] | None = None,
-    states: dict[TaskKey, list[StateObservation]] | None = None,
-) -> CheckResult:
-    """``running_to_queued`` (a try seen running, later scheduled/queued, with no deferral
-    seen in between nor a ledger ``defer`` of that try), ``try_decreased`` (invalid) and
-    ``try_jump`` (tries skipped with no ledger execution of them: unknown)."""
-    execs = executions(ledger_rows or []) if execs is None else execs
-    states = task_states(history_df) if states is None else states
-    tries_run: dict[TaskKey, set[int | None]] = defaultdict(set)
-    deferred: set[tuple[TaskKey, int | None]] = set()
-    for e in execs:
-        tries_run[e.task].add(e.try_number)
-        if e.outcome == "defer":
-            deferred.add((e.task, e.try_number))
-    findings = []
-
-    def find(kind: str, task: TaskKey, before: StateObservation, after: StateObservation,
-             message: str, **extra: Any) -> None:  # fmt: skip
-        findings.append({
-            "kind": kind, "task": task_name(task),
-            "before": {"state": before.state, "try_number": before.try_number,
-                       "t_wall": before.t_wall},
-            "after": {"state": after.state, "try_number": after.try_number,
-                      "t_wall": after.t_wall},
-            "message": f"{task_name(task)}: {message}", **extra,
-        })  # fmt: skip
-
-    for task, observations in sorted(states.items(), key=str):
-        ran: StateObservation | None = None  # the try's running observation, if current
-        prev: StateObservation | None = None
-        for o in observations:
-            if prev is not None and prev.try_number is not None and o.try_number is not None:
-                if o.try_number < prev.try_number:
-                    find("try_decreased", task, prev, o,
-                         f"try {prev.try_number} ({prev.state}) at {_t(prev.t_wall)}, then try "
-                         f"{o.try_number} ({o.state}) at {_t(o.t_wall)}")  # fmt: skip
-                elif o.try_number > prev.try_number + 1:
-                    skipped = list(range(prev.try_number + 1, o.try_number))
-                    unseen = [k for k in skipped if k not in tries_run[task]]
-                    if unseen:
-                        find("try_jump", task, prev, o,
-                             f"try {prev.try_number} ({prev.state}) at {_t(prev.t_wall)}, then "
-                             f"try {o.try_number} ({o.state}) at {_t(o.t_wall)}; tries "
-                             f"{unseen} neither seen in the API nor in the ledger",
-                             skipped=unseen)  # fmt: skip
-            if ran is not None and o.try_number != ran.try_number:
-                ran = None
-            if o.state == "running":
-                ran = o
-            elif o.state in DEFERRING:
-                ran = None
-            elif o.state in BEFORE_RUNNING and ran is not None:
-                if (task, o.try_number) in deferred:
-                    ran = None  # a deferral the ~1 s poll missed: the ledger shows it
-                else:
-                    find("running_to_queued", task, ran, o,
-                         f"try {o.try_number} running at {_t(ran.t_wall)}, then {o.state} "
-                         f"at {_t(o.t_wall)} (no deferral seen)")  # fmt: skip
-                    ran = None
-            prev = o
-    invalid = any(f["kind"] != "try_jump" for f in findings)
-    problems = []
-    if findings:
-        problems.append(f"{len(findings)} state regression(s): "
-                        f"{[f['kind'] + ' ' + f['task'] for f in findings][:5]}")  # fmt: skip
-    return _result("state_regressions", findings, invalid=invalid, unknown=bool(findings),
-                   problems=problems, state_regressions=len(findings))  # fmt: skip
+    return result("overlaps", findings, invalid=bool(findings) and not expect_duplicates,
+                  problems=problems, expect_duplicates=expect_duplicates,
+                  overlapping_executions=len(findings))  # fmt: skip
 
 
 # --- all of them -------------------------------------------------------------------------
