@@ -45,8 +45,8 @@ class Hypothesis(BaseModel):
         censored = (figures.get("censored") or {}).get(self.metric)
         if measured is None and censored is not None:
             verdict = _censored_verdict(self.op, float(censored), self.value)
-        elif measured is None:
-            verdict = "unknown"
+        elif measured is None or not isinstance(measured, int | float):  # bool is an int
+            verdict = "unknown"  # not a number: nothing to compare (never a crash)
         else:
             verdict = "confirmed" if OPS[self.op](measured, self.value) else "refuted"
         return {"hypothesis": self.label, "why": self.why, "measured": measured,

@@ -103,3 +103,12 @@ def test_a_reproducers_execution_findings_are_reported_not_gated():
     study = evaluate([], [bad], executions_gate=False)["executions"]
     assert study["verdict"] == "refuted" and not study["gate"]
     assert failed_verdicts({"verdicts": {"executions": study}}) == []
+
+
+def test_a_figure_that_is_not_a_number_is_unknown_not_a_crash():
+    h = Hypothesis(metric="state_regressions", op="<=", value=0)
+    assert h.check({"state_regressions": {"count": 0}})["verdict"] == "unknown"
+    assert (
+        Hypothesis(metric="recovered", op="==", value=True).check({"recovered": True})["verdict"]
+        == "confirmed"
+    )
