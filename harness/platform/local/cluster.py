@@ -9,6 +9,11 @@ under libfaketime (:mod:`.clock`); with ``postgres_disk_mb`` PostgreSQL keeps it
 a tmpfs of that size (:mod:`.disk`). Use it as a context manager; nothing it started
 outlives it — no process, cgroup or mount (see :mod:`.watchdog` for the case where the
 harness itself is killed).
+
+It is longer than the project's other modules because it is the one place that knows how
+each part of the reference cluster is started and wired to the others (commands,
+environment, ports, HAProxy's configuration, the bring-up order); the supervision, checks,
+faults, cgroups, clock and disk live in their own modules.
 """
 
 from __future__ import annotations
