@@ -57,7 +57,11 @@ SERVICES_ONLY = textwrap.dedent(
         clocks = self.data_dir / "clocks.json"
         return [self._spec("scheduler-0", "scheduler",
                            [sys.executable, "-c", CLOCKS, str(clocks)])]
-
+    """
+)
+# applied only in the harness subprocess; in this process monkeypatch applies (and undoes) it
+APPLY_SERVICES_ONLY = textwrap.dedent(
+    """
     LocalCluster._prepare_airflow = _no_airflow
     LocalCluster._airflow_specs = _stand_ins
     """
@@ -182,8 +186,8 @@ HARNESS = textwrap.dedent(
 
 def test_the_watchdog_removes_everything_after_a_sigkill_of_the_harness(tmp_path):
     script = tmp_path / "owner.py"
-    script.write_text(f"CLOCKS = {CLOCKS!r}\n"
-                      + HARNESS.format(services_only=SERVICES_ONLY))  # fmt: skip
+    services_only = SERVICES_ONLY + APPLY_SERVICES_ONLY
+    script.write_text(f"CLOCKS = {CLOCKS!r}\n" + HARNESS.format(services_only=services_only))
     root = Path(__file__).resolve().parents[3]  # this checkout's harness, not another
     env = {k: v for k, v in os.environ.items() if k != CLUSTER_VAR}
     env["PYTHONPATH"] = f"{root}:{env['PYTHONPATH']}" if env.get("PYTHONPATH") else str(root)
@@ -220,7 +224,8 @@ CTRL_C = textwrap.dedent(
 
 def test_nothing_is_left_after_a_ctrl_c_of_the_harness(tmp_path):
     script = tmp_path / "owner.py"
-    script.write_text(f"CLOCKS = {CLOCKS!r}\n" + CTRL_C.format(services_only=SERVICES_ONLY))
+    services_only = SERVICES_ONLY + APPLY_SERVICES_ONLY
+    script.write_text(f"CLOCKS = {CLOCKS!r}\n" + CTRL_C.format(services_only=services_only))
     root = Path(__file__).resolve().parents[3]
     env = {k: v for k, v in os.environ.items() if k != CLUSTER_VAR}
     env["PYTHONPATH"] = f"{root}:{env['PYTHONPATH']}" if env.get("PYTHONPATH") else str(root)
