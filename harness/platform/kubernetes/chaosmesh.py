@@ -261,37 +261,26 @@ class ChaosMesh:
         self.api.create(obj)
         return {"kind": obj["kind"], "name": obj["metadata"]["name"], "spec": obj["spec"]}
 
+    def _fault(self, kind: str, build, pod: Mapping[str, Any], value: float, *,
+               hold_s: float, container: str | None) -> dict[str, Any]:  # fmt: skip
+        """Check the pod is ours and the CRD installed, then create ``build``'s object."""
+        self._check_pod(pod)
+        self.require(kind)
+        obj = build(pod, value, namespace=self.namespace, labels=self.labels,
+                    container=container, duration_s=hold_s + HOLD_MARGIN_S)  # fmt: skip
+        return self._create(obj)
+
     def clock_skew(
         self, pod: Mapping[str, Any], seconds: float, *, hold_s: float, container: str | None = None
     ) -> dict[str, Any]:
-        self._check_pod(pod)
-        self.require("TimeChaos")
-        return self._create(
-            time_chaos(
-                pod,
-                seconds,
-                namespace=self.namespace,
-                labels=self.labels,
-                container=container,
-                duration_s=hold_s + HOLD_MARGIN_S,
-            )
-        )
+        return self._fault("TimeChaos", time_chaos, pod, seconds, hold_s=hold_s,
+                           container=container)  # fmt: skip
 
     def cpu_throttle(
         self, pod: Mapping[str, Any], cores: float, *, hold_s: float, container: str | None = None
     ) -> dict[str, Any]:
-        self._check_pod(pod)
-        self.require("StressChaos")
-        return self._create(
-            stress_chaos_cpu(
-                pod,
-                cores,
-                namespace=self.namespace,
-                labels=self.labels,
-                container=container,
-                duration_s=hold_s + HOLD_MARGIN_S,
-            )
-        )
+        return self._fault("StressChaos", stress_chaos_cpu, pod, cores, hold_s=hold_s,
+                           container=container)  # fmt: skip
 
     def clear(self, made: Mapping[str, Any]) -> None:
         """Delete what :meth:`clock_skew` or :meth:`cpu_throttle` made (the undo)."""
