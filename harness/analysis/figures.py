@@ -32,6 +32,9 @@ from harness.analysis.tasks import fault_details, final_task_states, victim_figu
 from harness.analysis.timeline import Censor, Timeline, col, markers
 from harness.analysis.validity import invalid_reasons
 from harness.core.airflow_api import DB_ENDPOINT, LIVENESS
+from harness.core.faultops import UNDO
+
+UNDO_OPS = frozenset(UNDO.values())
 
 DETECT_WINDOW_S = 5.0
 
@@ -240,10 +243,11 @@ def fault_timing(df: pd.DataFrame, timeline: Timeline, detect_window_s: float,
     if len(met) and timeline.has_fault:
         seen = float(met["detail"].iloc[0]["t_wall"])
         out["trigger_delay_s"] = round(timeline.fault_wall - seen, 6)
-    phases = col(df[df["type"] == "fault"], "phase")
+    faults = df[(df["type"] == "fault") & ~col(df, "op").isin(UNDO_OPS)]  # undos are not faults
+    phases = col(faults, "phase")
     out["faults_injected"] = int((phases == "ok").sum())
     out["faults_failed"] = int((phases == "fail").sum())
-    invokes = df[(df["type"] == "fault") & (col(df, "phase") == "invoke")].to_dict("records")
+    invokes = faults[phases == "invoke"].to_dict("records")
     if len(invokes) >= 2:
         out["fault_outcomes"] = [_outcome(df, f, timeline, detect_window_s, run_end)
                                  for f in invokes]  # fmt: skip

@@ -116,7 +116,9 @@ def test_trigger_delay_and_an_unmet_trigger():
 
 def test_a_soak_needs_one_confirmed_fault_and_reports_each():
     second = [ev(40.0, "fault", op="pause", target="scheduler-0", phase="invoke"),
-              ev(40.1, "fault", op="pause", target="scheduler-0", phase="fail")]  # fmt: skip
+              ev(40.1, "fault", op="pause", target="scheduler-0", phase="fail"),
+              ev(45.0, "fault", op="resume", target="scheduler-0", phase="invoke"),
+              ev(45.1, "fault", op="resume", target="scheduler-0", phase="ok")]  # fmt: skip
     df = repetition(fault=20.0, end=60.0, down=((20.05, 22.0),), extra=second)
     f = analyse_repetition(df, [], FAULTS, soak=True)
     assert f["valid"], f["invalid_reasons"]
