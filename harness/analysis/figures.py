@@ -32,7 +32,7 @@ from harness.analysis.tasks import fault_details, final_task_states, victim_figu
 from harness.analysis.timeline import Censor, Timeline, col, markers
 from harness.analysis.validity import invalid_reasons
 from harness.core.airflow_api import DB_ENDPOINT, LIVENESS
-from harness.core.faultops import UNDO
+from harness.core.faultops import PREPARATION, TARGET_STAYS_UP, UNDO
 
 UNDO_OPS = frozenset(UNDO.values())
 
@@ -144,7 +144,9 @@ def analyse_repetition(
     fault_mono = timeline.fault_mono
     lb = _split_at(outages.outage_windows(df, target="lb", endpoint=LIVENESS,
                                           run_end_mono=run_end), fault_mono)[0]  # fmt: skip
-    targets = [f["target"] for f in faults if f.get("op") != "none"]
+    targets = [f["target"] for f in faults if f.get("op") not in ("none", *PREPARATION)]
+    # gray faults and state actions leave the target up: their `ok` event confirms them
+    must_go_down = [f["target"] for f in faults if f.get("op") not in TARGET_STAYS_UP]
     rec, recovered = anchored_recovery(df, timeline, censor, replica=targets[0] if targets
                                        else None, detect_window_s=detect_window_s,
                                        run_end=run_end)  # fmt: skip
@@ -175,7 +177,7 @@ def analyse_repetition(
     if victim is not None:
         figures.update(victim_figures(df, ledger, victim, timeline, censor))
     figures.update(fault_timing(df, timeline, detect_window_s, run_end))
-    reasons, coverage = invalid_reasons(df, timeline, targets, soak=soak)
+    reasons, coverage = invalid_reasons(df, timeline, must_go_down, soak=soak)
     figures.update(prober=coverage, valid=not reasons, invalid_reasons=reasons,
                    censored=dict(censor.observed))  # fmt: skip
     return figures

@@ -1,5 +1,7 @@
 """The moments a repetition's figures are measured from, read off its history's markers.
 
+The fault time is the first fault ``invoke`` that is not a preparation (a snapshot a later
+fault loads, :data:`harness.core.faultops.PREPARATION`).
 Windows: *baseline* from ``baseline_start`` to the fault (warm-up excluded), *observed*
 from the fault to ``run_end`` (what a censored figure was watched for), and the ledger's
 observation to ``drain_end`` (task starts after ``run_end`` are still seen).
@@ -12,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
+
+from harness.core.faultops import PREPARATION
 
 NAN = float("nan")
 
@@ -35,7 +39,8 @@ class Timeline:
 
     @classmethod
     def of(cls, df: pd.DataFrame) -> Timeline:
-        invokes = df[(df["type"] == "fault") & (col(df, "phase") == "invoke")]
+        invokes = df[(df["type"] == "fault") & (col(df, "phase") == "invoke")
+                     & ~col(df, "op").isin(PREPARATION)]  # fmt: skip
 
         def first(name: str) -> float | None:
             m = markers(df, name)["t_mono"]

@@ -16,3 +16,12 @@ UNDO = {
     "clock_skew": "clock_reset",
     "disk_fill": "disk_free",
 }
+
+TARGET_STAYS_UP = frozenset(
+    {"none", "cpu_throttle", "memory_limit", "clock_skew", "disk_fill", "snapshot"}
+)
+
+# Ops that prepare a later fault and change nothing a client sees (a broker snapshot that a
+# later restart loads): recorded like any op, but the fault time — where the baseline ends
+# and recovery is measured from — is the first op that is not one of these.
+PREPARATION = frozenset({"snapshot"})

@@ -102,6 +102,10 @@ _UNIONS = (typing.Union, types.UnionType)
 def _loose_arg(annotation: Any) -> Any:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return _nested(annotation)
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) is tuple and len(args) == 2 and args[1] is Ellipsis \
+            and isinstance(args[0], type) and issubclass(args[0], BaseModel):  # fmt: skip
+        return tuple[_nested(args[0]), ...]  # a sequence of models (a schedule's steps)
     return annotation
 
 

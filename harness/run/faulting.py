@@ -1,6 +1,7 @@
 """When and which faults a repetition injects: at a seeded moment, when a condition holds
-(a trigger), or as a soak's schedule. Every fault goes through :func:`faults.ops.inject`,
-so every undo runs; markers in the history say when and why each fault fired."""
+(a trigger), or on a schedule (a fixed sequence, or a soak's seeded mix). Every fault goes
+through :func:`faults.ops.inject`, so every undo runs; markers in the history say when and
+why each fault fired."""
 
 from __future__ import annotations
 
@@ -69,24 +70,37 @@ def replicas_by_component(cluster: Cluster) -> dict[str, list[str]]:
 
 
 def scheduled_faults(
-    experiment: Experiment, cluster: Cluster, writer: HistoryWriter, *, seed: int
-) -> list[dict[str, Any]]:
-    """A soak: every fault of the seeded schedule at its time; one that fails (its target
-    was not running, say) is recorded as ``fail`` and the soak goes on."""
+    experiment: Experiment, cluster: Cluster, writer: HistoryWriter, *, seed: int,
+    victim: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """A schedule's faults, each at its time: a fixed sequence, or a soak's seeded mix (then
+    on to its end). A fault that fails (its target was not running, say) is recorded as
+    ``fail`` and the schedule goes on."""
     schedule = experiment.schedule
     assert schedule is not None
-    plan = random_schedule(schedule.ops, replicas_by_component(cluster),
-                           duration_s=schedule.duration_s, seed=seed,
-                           mean_gap_s=schedule.mean_gap_s, hold_s=schedule.hold_s)  # fmt: skip
-    writer.append("marker", name="schedule", detail={"faults": [f.describe() for f in plan]})
+    plan: list[Any]
+    if schedule.steps:
+        plan = list(schedule.steps)
+        detail = [s.model_dump(mode="json", exclude_defaults=True) | {"at_s": s.at_s}
+                  for s in plan]  # fmt: skip
+        writer.append("marker", name="sequence", detail={"faults": detail})
+    else:
+        assert schedule.duration_s is not None
+        plan = random_schedule(schedule.ops, replicas_by_component(cluster),
+                               duration_s=schedule.duration_s, seed=seed,
+                               mean_gap_s=schedule.mean_gap_s, hold_s=schedule.hold_s)  # fmt: skip
+        writer.append("marker", name="schedule", detail={"faults": [f.describe() for f in plan]})
     start, done = time.monotonic(), []
     for planned in plan:
         time.sleep(max(0.0, start + planned.at_s - time.monotonic()))
-        fault = Fault(op=planned.op, target=planned.target, hold_s=planned.hold_s)
+        fault = planned if isinstance(planned, Fault) else Fault(
+            op=planned.op, target=planned.target, hold_s=planned.hold_s)  # fmt: skip
         try:
-            done += inject(fault, cluster)
+            done += inject(fault, cluster, victim)
         except HarnessError as exc:  # recorded as a `fail` fault event by the nemesis
             writer.append("marker", name="scheduled_fault_failed",
-                          detail={**planned.describe(), "error": str(exc)})  # fmt: skip
-    time.sleep(max(0.0, start + schedule.duration_s - time.monotonic()))
+                          detail={"at_s": planned.at_s, "op": planned.op,
+                                  "target": planned.target, "error": str(exc)})  # fmt: skip
+    if schedule.duration_s is not None:
+        time.sleep(max(0.0, start + schedule.duration_s - time.monotonic()))
     return done

@@ -27,6 +27,7 @@ FaultOp = Literal[
     "freeze",
     "clock_skew",
     "disk_fill",
+    "snapshot",
 ]
 _NEEDS = {"cpu_throttle": "cores", "memory_limit": "bytes", "clock_skew": "skew_s"}
 
@@ -101,15 +102,36 @@ class Trigger(BaseModel):
         return self
 
 
+class Step(Fault):
+    """One fault of a fixed sequence, ``at_s`` seconds into the schedule (no earlier than
+    the previous step ended: a held step's undo comes first)."""
+
+    at_s: float = Field(ge=0, description="seconds from the schedule's start")
+
+
 class Schedule(BaseModel):
-    """A soak: a seeded random mix of ``ops`` for ``duration_s`` (gaps ~``mean_gap_s``)."""
+    """Faults over time: a fixed sequence (``steps``), or a soak — a seeded random mix of
+    ``ops`` for ``duration_s`` (gaps ~``mean_gap_s``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    ops: tuple[Literal["kill", "terminate", "pause", "stop_service"], ...] = Field(min_length=1)
-    duration_s: float = Field(gt=0)
+    steps: tuple[Step, ...] = Field((), description="a fixed sequence of faults")
+    ops: tuple[Literal["kill", "terminate", "pause", "stop_service"], ...] = ()
+    duration_s: float | None = Field(None, gt=0, description="a soak's length")
     mean_gap_s: float = Field(45.0, gt=0)
     hold_s: tuple[float, float] = (3.0, 10.0)
+
+    @model_validator(mode="after")
+    def _sequence_or_soak(self) -> Schedule:
+        if bool(self.steps) == bool(self.ops):
+            raise ValueError("give steps (a sequence) or ops (a soak), not both or neither")
+        if self.ops and self.duration_s is None:
+            raise ValueError("a soak (ops) needs duration_s")
+        if self.steps and self.duration_s is not None:
+            raise ValueError("a sequence ends with its last step: leave duration_s out")
+        if list(self.steps) != sorted(self.steps, key=lambda s: s.at_s):
+            raise ValueError("steps must be in at_s order")
+        return self
 
 
 class Reproducer(BaseModel):

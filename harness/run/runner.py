@@ -140,7 +140,7 @@ def _faults(experiment: Experiment, cluster: Cluster, writer: HistoryWriter,
             victim: dict[str, Any] | None, seed: int) -> list[dict[str, Any]]:  # fmt: skip
     """Inject the experiment's fault(s): at once, when its trigger holds, or a schedule."""
     if experiment.schedule is not None:
-        return scheduled_faults(experiment, cluster, writer, seed=seed)
+        return scheduled_faults(experiment, cluster, writer, seed=seed, victim=victim)
     if experiment.trigger is not None:
         return triggered_fault(experiment, cluster, writer, victim)
     return inject(experiment.fault, cluster, victim)

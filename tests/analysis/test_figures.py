@@ -2,7 +2,7 @@
 blips, the baseline window, censoring, validity and the load summary."""
 
 import pytest
-from histories import ev, marker, probe, repetition
+from histories import ev, marker, probe, probes, repetition
 
 from harness.analysis.figures import _split_at, analyse_repetition
 from harness.core.history import events_frame
@@ -126,3 +126,38 @@ def test_a_soak_needs_one_confirmed_fault_and_reports_each():
     assert [o["target"] for o in f["fault_outcomes"]] == ["api-server-0", "scheduler-0"]
     assert f["fault_outcomes"][0]["outage_s"] == pytest.approx(1.95, abs=1e-6)
     assert not analyse_repetition(df, [], FAULTS)["valid"]  # one experiment fault must land
+
+
+def test_a_gray_fault_is_confirmed_by_its_ok_event_not_by_an_outage():
+    def throttled(phase: str):
+        rows = [
+            marker(0.0, "prober_start", source="prober", interval_s=0.05),
+            marker(10.0, "baseline_start"),
+            ev(20.0, "fault", op="cpu_throttle", target="scheduler-0", phase="invoke"),
+            ev(20.01, "fault", op="cpu_throttle", target="scheduler-0", phase=phase),
+            ev(50.0, "fault", op="cpu_clear", target="scheduler-0", phase="invoke"),
+            ev(50.01, "fault", op="cpu_clear", target="scheduler-0", phase="ok"),
+            marker(60.0, "run_end"),
+            ev(1.0, "workload", event="unpause", dag_id="d"),
+        ]
+        return events_frame(rows + probes(0.0, 60.0))  # fmt: skip
+
+    gray = [{"op": "cpu_throttle", "target": "scheduler-0", "t_wall": 1020.01}]
+    f = analyse_repetition(throttled("ok"), [], gray)
+    assert f["valid"], f["invalid_reasons"]
+    g = analyse_repetition(throttled("fail"), [], [])
+    assert any("cpu_throttle scheduler-0 failed" in r for r in g["invalid_reasons"])
+    # a crash fault still needs its target seen down
+    assert not analyse_repetition(repetition(seen_down=False), [], FAULTS)["valid"]
+
+
+def test_a_snapshot_before_the_fault_is_not_the_fault_time():
+    snap = [ev(12.0, "fault", op="snapshot", target="redis", phase="invoke"),
+            ev(12.1, "fault", op="snapshot", target="redis", phase="ok")]  # fmt: skip
+    df = repetition(fault=20.0, end=60.0, down=((20.05, 23.0),), extra=snap, target="redis")
+    faults = [{"op": "snapshot", "target": "redis", "t_wall": 1012.1},
+              {"op": "kill", "target": "redis", "t_wall": 1020.01}]  # fmt: skip
+    f = analyse_repetition(df, [], faults, soak=True)
+    assert f["valid"], f["invalid_reasons"]
+    assert f["baseline"]["window_s"] == pytest.approx(10.0)  # baseline_start -> the kill
+    assert f["observed_s"] == pytest.approx(40.0)

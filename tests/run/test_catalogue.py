@@ -154,3 +154,29 @@ def test_a_soak_is_a_schedule_and_a_trigger_one_condition(tmp_path):
         ),
     )
     assert build(str(ok)).trigger.delay_s == 1.0
+
+
+def test_a_sequence_is_a_schedule_of_steps_in_order(tmp_path):
+    repro = build("repro-28941-redis-restored-from-old-snapshot", {"snapshot_age_s": "10"})
+    steps = repro.schedule.steps
+    assert [(s.op, s.target, s.at_s) for s in steps] == [("snapshot", "redis", 12.0),
+                                                         ("kill", "redis", 22.0)]  # fmt: skip
+    assert repro.schedule.ops == () and repro.schedule.duration_s is None
+    assert repro.reproduces.issue == "apache/airflow#28941"
+    assert repro.topology["workers"] == 1 and repro.topology["worker_concurrency"] == 1
+
+    def with_schedule(schedule):
+        return _copy(tmp_path, lambda d: (d.pop("fault"), d.update(schedule=schedule)))
+
+    kill = {"op": "kill", "target": "redis"}
+    for bad, message in [
+        ({"steps": [{**kill, "at_s": 5}, {**kill, "at_s": 1}]}, "in at_s order"),
+        ({"steps": [{**kill, "at_s": 1}], "ops": ["kill"], "duration_s": 9}, "not both"),
+        ({"steps": [{**kill, "at_s": 1}], "duration_s": 9}, "leave duration_s out"),
+        ({"ops": ["kill"]}, "needs duration_s"),
+        ({"steps": [{"op": "kill", "at_s": 1}]}, r"schedule\.steps\.0\.target"),
+    ]:
+        with pytest.raises(HarnessError, match=message):
+            build(str(with_schedule(bad)))
+    ok = with_schedule({"steps": [{**kill, "at_s": "{{ hold_s * 2 }}"}]})
+    assert build(str(ok)).schedule.steps[0].at_s == 20.0

@@ -62,6 +62,7 @@ from harness.platform.local.supervisor import Replica, ReplicaSpec
 from harness.platform.local.watchdog import SESSIONS_FILE, reap_cluster
 
 SERVICES = ("postgres", "redis", "haproxy")
+REDIS_RDB = "dump.rdb"
 _PACKAGES = {"postgres": "postgresql", "initdb": "postgresql", "redis-server": "redis-server",
              "haproxy": "haproxy"}  # fmt: skip
 
@@ -266,7 +267,10 @@ class LocalCluster(StartStopContext):
     def prepare_repetition(self) -> dict[str, int]:
         """Before a repetition: clear every replica's restart back-off (the next exit of a
         replica that crash-looped earlier restarts at once, as after a fresh deploy; one
-        waiting out a back-off delay restarts now) and return ``{replica: restarts so far}``."""
+        waiting out a back-off delay restarts now), remove a Redis snapshot an earlier
+        repetition saved, and return ``{replica: restarts so far}``."""
+        if self.data_dir is not None:
+            (self.data_dir / "redis" / REDIS_RDB).unlink(missing_ok=True)
         return {name: replica.reset_backoff() for name, replica in self.replicas.items()}
 
     def metadata(self) -> dict[str, Any]:
@@ -490,9 +494,12 @@ class LocalCluster(StartStopContext):
         assert self.data_dir is not None
         port = self.ports["redis"]
         (self.data_dir / "redis").mkdir()
+        # no periodic saves and no AOF: a restart comes back empty, unless the snapshot
+        # fault saved dump.rdb (then it comes back as it was then; prepare_repetition
+        # removes the file, so one repetition's snapshot never reaches the next)
         command = [redis, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                    "--appendonly", "no", "--dir", str(self.data_dir / "redis"),
-                   "--protected-mode", "no"]  # fmt: skip
+                   "--dbfilename", REDIS_RDB, "--protected-mode", "no"]  # fmt: skip
         return self._spec("redis", "redis", command, ports=(port,),
                           readiness=checks.redis_check(port))  # fmt: skip
 

@@ -194,3 +194,38 @@ class LocalNemesis:
 
     def disk_free(self, target: str) -> dict[str, Any]:
         return self._op("disk_free", target, lambda r: self._disk(r).free())
+
+    # -- state actions -----------------------------------------------------------------------
+    def snapshot(self, target: str) -> dict[str, Any]:
+        """Redis saves its dataset to its RDB file now (``SAVE``), as a periodic ``save``
+        would; a later kill restarts it from this snapshot, losing what came after. Records
+        what the snapshot holds: keys, the Celery queue, unacknowledged messages."""
+
+        def act(replica):
+            if replica.spec.component != "redis":
+                raise HarnessError(f"snapshot {target}: only Redis has a snapshot to take",
+                                   fix="target redis")  # fmt: skip
+            self._running(replica)
+            return broker_snapshot(replica.spec.ports[0])
+
+        return self._op("snapshot", target, act)
+
+
+def broker_snapshot(port: int, queue: str = "default") -> dict[str, Any]:
+    """``SAVE`` on the Redis at ``port`` and what the RDB file now holds."""
+    import redis
+
+    client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=10)
+    try:
+        client.save()
+        where = client.config_get("dir")["dir"], client.config_get("dbfilename")["dbfilename"]
+        return {"rdb": "/".join(where), "keys": client.dbsize(),
+                "queued_messages": client.llen(queue), "unacked_messages": client.hlen("unacked"),
+                "last_save": client.lastsave().timestamp()}  # fmt: skip
+    except redis.RedisError as exc:
+        raise HarnessError(
+            f"Redis did not save a snapshot: {exc}",
+            fix="check the redis log in the results' logs directory",
+        ) from exc
+    finally:
+        client.close()

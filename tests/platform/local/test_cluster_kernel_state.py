@@ -155,6 +155,46 @@ def test_replicas_run_in_their_cgroups_and_postgres_gets_enospc_from_disk_fill(m
                    for phase in ("invoke", "ok")]  # fmt: skip
 
 
+def test_redis_comes_back_from_the_snapshot_after_a_kill_and_not_in_the_next_repetition(
+    monkeypatch,
+):
+    import redis
+
+    from harness.core.errors import HarnessError
+    from harness.core.polling import poll
+
+    _services_only(monkeypatch)
+    with LocalCluster(TOPOLOGY) as cluster:
+        client = redis.Redis(port=cluster.ports["redis"], socket_timeout=5)
+        client.rpush("default", "queued-before")
+        taken = cluster.nemesis.snapshot("redis")["detail"]
+        assert (taken["queued_messages"], taken["keys"]) == (1, 1)
+        client.rpush("default", "queued-after")  # lost with the newer data
+
+        def restarted_with() -> list[bytes] | None:
+            try:
+                return client.lrange("default", 0, -1)
+            except redis.RedisError:
+                return None
+
+        def kill_and_read() -> list[bytes]:
+            incarnation = cluster.replica("redis").incarnation
+            cluster.nemesis.kill("redis")
+            assert poll(lambda: cluster.replica("redis").incarnation > incarnation
+                        and cluster.replica("redis").ready, timeout_s=30)  # fmt: skip
+            seen = poll(restarted_with, timeout_s=10)
+            assert seen is not None, "Redis did not answer after its restart"
+            return seen
+
+        assert kill_and_read() == [b"queued-before"]
+        cluster.prepare_repetition()  # the next repetition starts without the snapshot
+        client.rpush("default", "next-repetition")
+        assert kill_and_read() == []
+        client.close()
+        with pytest.raises(HarnessError, match="only Redis"):
+            cluster.nemesis.snapshot("postgres")
+
+
 def test_nothing_is_left_after_an_exception(monkeypatch):
     _services_only(monkeypatch)
     seen: dict = {}
