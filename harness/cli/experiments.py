@@ -77,7 +77,7 @@ def add_soak(sub: Subparsers, run: argparse.ArgumentParser) -> None:
         "--faults",
         default="kill,terminate,pause",
         metavar="OPS",
-        help="comma-separated: kill, terminate, pause, stop_service",
+        help="comma-separated: kill, terminate, pause, freeze, cpu_throttle, stop_service",
     )
     soak.add_argument(
         "--mean-gap",

@@ -2,8 +2,8 @@
 
 :func:`random_schedule` draws, from ``seed`` alone, when each fault happens (gaps around
 ``mean_gap_s``), which op (from ``ops``) and which target (a replica the op applies to),
-and how long a pause or a stopped service is held — the same seed gives the same schedule,
-so a soak that found something can be replayed.
+and how long a held fault (pause, freeze, CPU throttle, stopped service) is held — the
+same seed gives the same schedule, so a soak that found something can be replayed.
 """
 
 from __future__ import annotations
@@ -14,22 +14,25 @@ from dataclasses import asdict, dataclass
 
 from harness.core.errors import HarnessError
 
-REPLICA_OPS = ("kill", "terminate", "pause")
+REPLICA_OPS = ("kill", "terminate", "pause", "freeze", "cpu_throttle")
 SERVICE_OPS = ("stop_service",)
 SERVICES = ("postgres", "redis")
 OPS = REPLICA_OPS + SERVICE_OPS
+HELD = ("pause", "stop_service", "freeze", "cpu_throttle")  # held hold_s, then undone
+THROTTLE_CORES = 0.05  # a soak's cpu_throttle: 5 % of a core, as scheduler-cpu-starve
 
 
 @dataclass(frozen=True)
 class ScheduledFault:
-    """``op`` on ``target`` at ``at_s`` seconds into the soak (``hold_s`` for pause and
-    stop_service: how long before the undo)."""
+    """``op`` on ``target`` at ``at_s`` seconds into the soak (``hold_s`` for a held op:
+    how long before the undo; ``cores`` for cpu_throttle)."""
 
     at_s: float
     op: str
     target: str
     hold_s: float = 0.0
     grace_s: float | None = None
+    cores: float | None = None
 
     def describe(self) -> dict:
         return asdict(self)
@@ -67,8 +70,9 @@ def random_schedule(
         op = rng.choice(list(ops))
         targets = eligible(op, replicas)
         if targets:
-            hold = round(rng.uniform(*hold_s), 2) if op in ("pause", "stop_service") else 0.0
-            out.append(ScheduledFault(round(t, 2), op, rng.choice(targets), hold))
+            hold = round(rng.uniform(*hold_s), 2) if op in HELD else 0.0
+            cores = THROTTLE_CORES if op == "cpu_throttle" else None
+            out.append(ScheduledFault(round(t, 2), op, rng.choice(targets), hold, cores=cores))
         t += rng.uniform(0.5, 1.5) * mean_gap_s
     if not out:
         raise HarnessError(f"no fault fits a {duration_s:g} s soak with gaps of ~{mean_gap_s:g} s",

@@ -93,8 +93,7 @@ def scheduled_faults(
     start, done = time.monotonic(), []
     for planned in plan:
         time.sleep(max(0.0, start + planned.at_s - time.monotonic()))
-        fault = planned if isinstance(planned, Fault) else Fault(
-            op=planned.op, target=planned.target, hold_s=planned.hold_s)  # fmt: skip
+        fault = planned if isinstance(planned, Fault) else _as_fault(planned)
         try:
             done += inject(fault, cluster, victim)
         except HarnessError as exc:  # recorded as a `fail` fault event by the nemesis
@@ -104,3 +103,9 @@ def scheduled_faults(
     if schedule.duration_s is not None:
         time.sleep(max(0.0, start + schedule.duration_s - time.monotonic()))
     return done
+
+
+def _as_fault(planned: Any) -> Fault:
+    """A soak's drawn :class:`~harness.faults.schedule.ScheduledFault` as a :class:`Fault`."""
+    return Fault(op=planned.op, target=planned.target, hold_s=planned.hold_s,
+                 cores=planned.cores)  # fmt: skip

@@ -116,7 +116,9 @@ class Schedule(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     steps: tuple[Step, ...] = Field((), description="a fixed sequence of faults")
-    ops: tuple[Literal["kill", "terminate", "pause", "stop_service"], ...] = ()
+    ops: tuple[
+        Literal["kill", "terminate", "pause", "freeze", "cpu_throttle", "stop_service"], ...
+    ] = ()
     duration_s: float | None = Field(None, gt=0, description="a soak's length")
     mean_gap_s: float = Field(45.0, gt=0)
     hold_s: tuple[float, float] = (3.0, 10.0)

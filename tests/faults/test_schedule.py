@@ -37,3 +37,11 @@ def test_bad_soak_input_names_the_fix():
         random_schedule(["explode"], REPLICAS, duration_s=600, seed=0)
     with pytest.raises(HarnessError, match="run longer"):
         random_schedule(["kill"], REPLICAS, duration_s=10, seed=0)
+
+
+def test_a_soak_may_freeze_and_throttle_replicas_and_holds_them():
+    faults = random_schedule(["freeze", "cpu_throttle"], REPLICAS, duration_s=3000, seed=3)
+    assert {f.op for f in faults} == {"freeze", "cpu_throttle"}
+    for f in faults:
+        assert f.target not in ("postgres", "redis") and 3 <= f.hold_s <= 10
+        assert f.cores == (0.05 if f.op == "cpu_throttle" else None)
