@@ -4,11 +4,10 @@ one line when Chaos Mesh is not installed or the pod is not the harness's."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
+from crdschema import SCHEMAS, violations
 
 from harness.core.errors import HarnessError
 from harness.platform.kubernetes.chaosmesh import (
@@ -23,8 +22,6 @@ from harness.platform.kubernetes.chaosmesh import (
     time_chaos,
 )
 
-DATA = Path(__file__).resolve().parents[2] / "data" / "chaosmesh"
-SCHEMAS = {d["kind"]: d for d in (json.loads(p.read_text()) for p in DATA.glob("*.json"))}
 LABELS = {"release": "ha-bench", "tier": "airflow"}
 NS = "ha-bench-1"
 
@@ -38,42 +35,6 @@ def _pod(name="airflow-scheduler-0", cpu="1", namespace=NS, labels=LABELS) -> di
         "spec": {"containers": [{"name": "scheduler", "resources": resources},
                                 {"name": "sidecar"}]},
     }  # fmt: skip
-
-
-def violations(value: Any, schema: dict[str, Any], where: str = "") -> list[str]:
-    """What the API server's structural-schema validation would refuse, with unknown fields
-    refused too (``kubectl``'s strict field validation): type, enum, required, bounds,
-    properties / additionalProperties, items."""
-    out: list[str] = []
-    kind = schema.get("type")
-    types = {"object": dict, "array": list, "string": str, "integer": int, "boolean": bool,
-             "number": (int, float)}  # fmt: skip
-    if (kind and not isinstance(value, types[kind])) or (
-        kind == "integer" and isinstance(value, bool)
-    ):
-        return [f"{where or '.'}: {value!r} is not {kind}"]
-    if "enum" in schema and value not in schema["enum"]:
-        out.append(f"{where}: {value!r} not in {schema['enum']}")
-    if "minimum" in schema and value < schema["minimum"]:
-        out.append(f"{where}: {value} < {schema['minimum']}")
-    if "maximum" in schema and value > schema["maximum"]:
-        out.append(f"{where}: {value} > {schema['maximum']}")
-    if isinstance(value, dict):
-        props = schema.get("properties")
-        for key in schema.get("required", []):
-            if key not in value:
-                out.append(f"{where}.{key}: required")
-        for key, item in value.items():
-            if props is not None and key in props:
-                out += violations(item, props[key], f"{where}.{key}")
-            elif "additionalProperties" in schema:
-                out += violations(item, schema["additionalProperties"], f"{where}.{key}")
-            elif props is not None and kind == "object" and where != ".metadata":
-                out.append(f"{where}.{key}: unknown field")
-    if isinstance(value, list) and "items" in schema:
-        for i, item in enumerate(value):
-            out += violations(item, schema["items"], f"{where}[{i}]")
-    return out
 
 
 def _valid(obj: dict[str, Any]) -> None:
