@@ -15,6 +15,10 @@ UNDO = {
     "memory_limit": "memory_clear",
     "clock_skew": "clock_reset",
     "disk_fill": "disk_free",
+    "partition": "heal",
+    "latency": "heal",
+    "loss": "heal",
+    "bandwidth": "heal",
 }
 
 TARGET_STAYS_UP = frozenset(

@@ -6,19 +6,25 @@ victim task (found from the side-effect ledger). Held faults (:data:`UNDO`) hold
 ``hold_s`` and are then undone in a ``finally`` — ``pause``/``resume``,
 ``stop_service``/``start_service``, ``freeze``/``thaw``, ``cpu_throttle``/``cpu_clear``,
 ``memory_limit``/``memory_clear``, ``clock_skew``/``clock_reset``,
-``disk_fill``/``disk_free``: an interrupted run (Ctrl-C, SIGTERM, an observer error) never
+``disk_fill``/``disk_free``, ``partition``/``latency``/``loss``/``bandwidth`` and
+``heal``: an interrupted run (Ctrl-C, SIGTERM, an observer error) never
 leaves a replica paused, frozen, starved, limited, skewed or full, or a service stopped.
 The undo runs even when the fault itself failed (it may have half happened).
 """
 
 from __future__ import annotations
 
+import inspect
 import time
 from typing import Any, Protocol
 
 from harness.core.errors import HarnessError
 from harness.core.faultops import UNDO
 from harness.platform.base import Cluster, record_fault
+
+# a network fault's arguments besides peers and both_ways (fields of the experiment's Fault)
+NETWORK = {"partition": ("mode",), "latency": ("delay_ms", "jitter_ms"), "loss": ("percent",),
+           "bandwidth": ("rate_kbit",)}  # fmt: skip
 
 
 class FaultLike(Protocol):
@@ -40,7 +46,34 @@ def arguments(fault: FaultLike) -> dict[str, Any]:
                 "oom_group": bool(getattr(fault, "oom_group", False))}  # fmt: skip
     if op == "clock_skew":
         return {"seconds": getattr(fault, "skew_s", None)}
+    if op in NETWORK:
+        out: dict[str, Any] = {"both_ways": bool(getattr(fault, "both_ways", True))}
+        out.update({k: getattr(fault, k, None) for k in NETWORK[op]})
+        return out
     return {}
+
+
+def peers(fault: FaultLike, cluster: Cluster) -> list[str]:
+    """A network fault's other side as replica names (``<component>/all`` expanded)."""
+    out: list[str] = []
+    for peer in getattr(fault, "peers", ()) or ():
+        if peer.endswith("/all"):
+            names = cluster.replica_names(peer[: -len("/all")])
+            if not names:
+                raise HarnessError(f"no replicas for peer {peer}", fix="check the topology")
+            out += names
+        else:
+            out.append(peer)
+    return out
+
+
+def _takes_hold(action: Any) -> bool:
+    """Does the nemesis method take ``hold_s`` (it makes an object that ends by itself, as
+    a Chaos Mesh fault does, so a dead harness's fault still ends)?"""
+    try:
+        return "hold_s" in inspect.signature(action).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def targets(fault: FaultLike, cluster: Cluster, victim: dict[str, Any] | None = None) -> list[str]:
@@ -76,6 +109,10 @@ def inject(
             fix="run this experiment on a platform that supports it (see `ha-bench list`)",
         )
     kwargs = arguments(fault)
+    if fault.op in NETWORK:
+        kwargs["peers"] = peers(fault, cluster)
+    if undo and _takes_hold(action):
+        kwargs["hold_s"] = fault.hold_s
     done = []
     for target in targets(fault, cluster, victim):
         try:

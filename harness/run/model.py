@@ -28,8 +28,15 @@ FaultOp = Literal[
     "clock_skew",
     "disk_fill",
     "snapshot",
+    "partition",
+    "latency",
+    "loss",
+    "bandwidth",
 ]
-_NEEDS = {"cpu_throttle": "cores", "memory_limit": "bytes", "clock_skew": "skew_s"}
+_NEEDS = {"cpu_throttle": "cores", "memory_limit": "bytes", "clock_skew": "skew_s",
+          "partition": "peers", "latency": "delay_ms", "loss": "percent",
+          "bandwidth": "rate_kbit"}  # fmt: skip
+NETWORK_OPS = ("partition", "latency", "loss", "bandwidth")
 
 
 class Fault(BaseModel):
@@ -38,7 +45,9 @@ class Fault(BaseModel):
     ``<component>/victim`` for the replica running the victim task (from the ledger).
 
     Held faults — ``pause``, ``stop_service``, ``freeze``, ``cpu_throttle``,
-    ``memory_limit``, ``clock_skew``, ``disk_fill`` — last ``hold_s`` and are then undone."""
+    ``memory_limit``, ``clock_skew``, ``disk_fill`` and the network faults ``partition``,
+    ``latency``, ``loss``, ``bandwidth`` (between ``target`` and ``peers``; ``heal`` undoes
+    them) — last ``hold_s`` and are then undone."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -58,11 +67,29 @@ class Fault(BaseModel):
     skew_s: float | None = Field(
         None, description="clock_skew: seconds the wall clock moves (negative: behind)"
     )
+    peers: tuple[str, ...] = Field(
+        (),
+        description="network faults: the other side of the link — replica names or "
+        "<component>/all (the target's traffic to and from them is cut or slowed)",
+    )
+    both_ways: bool = Field(
+        True, description="network faults: both directions (False: target -> peers only)"
+    )
+    mode: Literal["blackhole", "reject"] = Field(
+        "blackhole",
+        description="partition: blackhole drops (connects time out), reject fails fast",
+    )
+    delay_ms: float | None = Field(None, gt=0, description="latency: added delay (ms)")
+    jitter_ms: float = Field(0.0, ge=0, description="latency: jitter (ms)")
+    percent: float | None = Field(None, gt=0, le=100, description="loss: packets dropped (%)")
+    rate_kbit: float | None = Field(None, gt=0, description="bandwidth: the rate (kbit/s)")
 
     @model_validator(mode="after")
     def _arguments(self) -> Fault:
         need = _NEEDS.get(self.op)
-        if need is not None and getattr(self, need) is None:
+        if self.op in NETWORK_OPS and not self.peers:
+            raise ValueError(f"{self.op} needs peers (the other side of the link)")
+        if need is not None and not getattr(self, need):
             raise ValueError(f"{self.op} needs {need}")
         return self
 

@@ -297,6 +297,46 @@ class KubeApi:
         except DynamicApiError as exc:
             raise KubeApiError(exc.status, str(exc.reason), exc.summary()) from None
 
+    def crd_installed(self, name: str) -> bool:
+        """True if the CustomResourceDefinition ``name`` (``networkchaos.chaos-mesh.org``)
+        exists."""
+        from kubernetes import client
+
+        try:
+            with _errors(self.context):
+                client.ApiextensionsV1Api(self._client).read_custom_resource_definition(
+                    name, _preload_content=False, _request_timeout=self._timeout
+                )
+            return True
+        except KubeApiError as exc:
+            if exc.status == 404:
+                return False
+            raise
+
+    def delete_object(self, api_version: str, kind: str, namespace: str, name: str) -> None:
+        """Delete one namespaced object of any kind; one already gone is no error."""
+        from kubernetes.dynamic.exceptions import DynamicApiError
+
+        resource = {"apiVersion": api_version, "kind": kind}
+        try:
+            with _errors(self.context):
+                self._resource(resource).delete(
+                    name=name, namespace=namespace, _request_timeout=self._timeout
+                )
+        except DynamicApiError as exc:
+            if exc.status != 404:
+                raise KubeApiError(exc.status, str(exc.reason), exc.summary()) from None
+
+    def patch_pod(
+        self, namespace: str, name: str, body: dict[str, Any], *, subresource: str | None = None
+    ) -> None:
+        """A strategic-merge patch of a pod (``subresource="resize"``: its resources in
+        place, Kubernetes >= 1.33)."""
+        patch = self.core.patch_namespaced_pod_resize if subresource == "resize" \
+            else self.core.patch_namespaced_pod  # fmt: skip
+        with _errors(self.context):
+            patch(name, namespace, body, _request_timeout=self._timeout)
+
     def delete_pod(self, namespace: str, name: str, *, uid: str, grace_s: int | None) -> None:
         """Delete exactly this pod (uid precondition); ``grace_s=0``: at once, no SIGTERM."""
         from kubernetes import client

@@ -27,6 +27,11 @@ node's container runtime.
                     pause is refused before anything is signalled
 ``stop_service``/   ``scale_to_zero``/``scale_back``: the component's StatefulSet or
 ``start_service``   Deployment to 0 replicas, then back to the count it had (owned mode)
+``clock_skew``,     Chaos Mesh TimeChaos / StressChaos on the pod, an in-place resize of
+``cpu_throttle``,   its memory limit (:mod:`.objectfaults`); without Chaos Mesh one line
+``memory_limit``    naming the fix
+``partition``       a NetworkPolicy the harness owns; ``latency``/``loss``/``bandwidth``:
+                    Chaos Mesh NetworkChaos (:mod:`.netchaos`); ``heal`` deletes them
 ==================  ===========================================================
 
 Targets are logical replica names (``api-server-0``), resolved to the pod holding that
@@ -48,6 +53,7 @@ from harness.core.events import EventBus
 from harness.platform.base import record_fault
 from harness.platform.kubernetes.api import KubeApiError
 from harness.platform.kubernetes.events import WatchedState
+from harness.platform.kubernetes.objectfaults import ObjectFaults
 from harness.platform.kubernetes.safety import GuardedApi
 
 INITS = ("dumb-init", "tini", "tini-static", "catatonit", "docker-init", "pause", "s6-svscan")
@@ -96,8 +102,9 @@ class ContainerRuntime(Protocol):
     def kill(self, node: str, container: str) -> dict[str, Any]: ...
 
 
-class KubernetesNemesis:
-    """Implements :class:`harness.platform.base.Nemesis` on Kubernetes."""
+class KubernetesNemesis(ObjectFaults):
+    """Implements :class:`harness.platform.base.Nemesis` on Kubernetes (and, through
+    :class:`~.objectfaults.ObjectFaults`, the resource, clock and network faults)."""
 
     def __init__(
         self,
@@ -134,6 +141,7 @@ class KubernetesNemesis:
         self.runtime = runtime
         self.kill_wait_s = kill_wait_s
         self._scaled: dict[str, int] = {}  # workload key -> replicas before scale_to_zero
+        self._init_object_faults()
 
     # -- the fault record ----------------------------------------------------------------
     def _op(

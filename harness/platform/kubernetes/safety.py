@@ -187,6 +187,16 @@ class ApiAdapter(Protocol):
         self, namespace: str, pod: str, container: str, command: list[str], timeout_s: float
     ) -> tuple[int | None, str, str]: ...
     def delete_namespace(self, name: str) -> None: ...
+    def crd_installed(self, name: str) -> bool: ...
+    def delete_object(self, api_version: str, kind: str, namespace: str, name: str) -> None: ...
+    def patch_pod(
+        self, namespace: str, name: str, body: dict[str, Any], *, subresource: str | None = None
+    ) -> None: ...
+
+
+FAULT_LABEL = "ha-bench/fault"
+FAULT_PREFIX = "hab-"  # the names of the fault objects the harness makes
+CUT_PREFIX = "ha-bench/cut-"  # the pod labels a partition sets
 
 
 class GuardedApi:
@@ -272,6 +282,43 @@ class GuardedApi:
         """(exit code or None, stdout, stderr) of ``command`` in one of the pod's containers."""
         self.scope.require_pod(pod)
         return self.api.exec(self.namespace, _meta(pod)["name"], container, command, timeout_s)
+
+    # -- fault objects (both modes): Chaos Mesh objects, NetworkPolicies, pod patches -------
+    def crd_installed(self, name: str) -> bool:
+        return self.api.crd_installed(name)
+
+    def create_fault_object(self, obj: dict[str, Any]) -> None:
+        """Create a fault's object: in the namespace, with the scope's labels and
+        ``ha-bench/fault``, named ``hab-...`` (so the undo and the guards can tell it)."""
+        meta = _meta(obj)
+        labels = meta.get("labels") or {}
+        if meta.get("namespace") != self.namespace or labels.get(FAULT_LABEL) != "true" or \
+                not str(meta.get("name", "")).startswith(FAULT_PREFIX):  # fmt: skip
+            raise self.scope._refuse(f"create {obj.get('kind')} {meta.get('name')}")
+        self.scope.require_object(obj)
+        self.api.create(obj)
+
+    def delete_fault_object(self, api_version: str, kind: str, name: str) -> None:
+        """Delete a fault object the harness made (by its name's prefix) in the namespace."""
+        if not name.startswith(FAULT_PREFIX):
+            raise self.scope._refuse(f"delete {kind} {name}")
+        self.api.delete_object(api_version, kind, self.namespace, name)
+
+    def label_pod(self, name: str, labels: Mapping[str, str | None]) -> None:
+        """Set or remove (None) a partition's side labels on a pod of the scope; a pod that
+        is gone is no error (its replacement never had them)."""
+        if any(not k.startswith(CUT_PREFIX) for k in labels):
+            raise self.scope._refuse(f"label pod {name} with {sorted(labels)}")
+        pod = self.api.get("Pod", self.namespace, name)
+        if pod is None:
+            return
+        self.scope.require_pod(pod)
+        self.api.patch_pod(self.namespace, name, {"metadata": {"labels": dict(labels)}})
+
+    def resize_pod(self, pod: Mapping[str, Any], body: dict[str, Any]) -> None:
+        """Resize a pod of the scope in place (its containers' resources)."""
+        self.scope.require_pod(pod)
+        self.api.patch_pod(self.namespace, _meta(pod)["name"], body, subresource="resize")
 
     # -- owned mode only -----------------------------------------------------------------
     def _require_owned(self, what: str) -> None:

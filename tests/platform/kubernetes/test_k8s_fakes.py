@@ -32,8 +32,9 @@ DATA = Path(__file__).resolve().parents[2] / "data" / "k8s"
 SYNTHETIC = DATA / "synthetic"
 RECORDED = DATA / "recorded"
 MUTATING = frozenset(
-    {"apply", "create", "delete_pod", "evict_pod", "scale", "exec", "delete_namespace"}
-)
+    {"apply", "create", "delete_pod", "evict_pod", "scale", "exec", "delete_namespace",
+     "delete_object", "patch_pod"}
+)  # fmt: skip
 
 
 def load(name: str) -> dict[str, Any]:
@@ -121,6 +122,7 @@ class FakeApi:
         self.host_dir: Path | None = None  # where the node's /var/lib/ha-bench shows, if mapped
         self.on_delete: Callable[[str, str], None] | None = None
         self.pending: dict[str, list[tuple[str, dict[str, Any]]]] = {}  # kind -> watch events
+        self.crds: set[str] = set()  # installed CustomResourceDefinitions
         self._lock = threading.Lock()
         for obj in objects or []:
             self.put(obj)
@@ -239,6 +241,28 @@ class FakeApi:
             self.node_files.pop(remove.group(1), None)
             return 0, "", ""
         pytest.fail(f"unexpected exec: {command}")
+
+    def crd_installed(self, name: str) -> bool:
+        self._call("crd_installed", name)
+        return name in self.crds
+
+    def delete_object(self, api_version: str, kind: str, namespace: str, name: str) -> None:
+        self._call("delete_object", api_version, kind, namespace, name)
+        self.objects.pop((kind, name), None)
+
+    def patch_pod(self, namespace: str, name: str, body: dict[str, Any], *,
+                  subresource: str | None = None) -> None:  # fmt: skip
+        """Labels merged as a merge patch does (None removes); a resize is recorded."""
+        self._call("patch_pod", namespace, name, body, subresource=subresource)
+        pod = self.objects.get(("Pod", name))
+        if pod is None:
+            raise KubeApiError(404, "NotFound", f'pods "{name}" not found')
+        labels = pod["metadata"].setdefault("labels", {})
+        for k, v in ((body.get("metadata") or {}).get("labels") or {}).items():
+            if v is None:
+                labels.pop(k, None)
+            else:
+                labels[k] = v
 
     def delete_namespace(self, name: str) -> None:
         self._call("delete_namespace", name)
