@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.core.errors import HarnessError
 from harness.platform.local import watchdog
 from harness.platform.local.net import PodNetwork, available, leftover, remove_cluster_network
 from harness.platform.local.net.pods import Host
@@ -153,6 +154,7 @@ def test_a_partition_cuts_exactly_a_from_b_until_healed(net, mode):
     json.dumps(fault)
     for src, dst in (("a", "b"), ("b", "a")):
         result, seconds = _connects(net, src, dst)
+        print(f"partition {mode}: {src}->{dst} connect {result} after {seconds * 1000:.1f} ms")
         if mode == "blackhole":
             assert result == "TimeoutError" and seconds >= 0.45, (src, dst, result, seconds)
         else:
@@ -219,6 +221,10 @@ def test_nothing_is_left_after_close_and_after_an_exception():
     network = PodNetwork(cluster_id)
     network.add_host("x")
     network.add_host("y")
+    with PodNetwork(_new_id()) as other:  # another cluster's network: another subnet
+        assert not other.subnet.overlaps(network.subnet)
+    with pytest.raises(HarnessError, match="exist"):  # the same id twice
+        PodNetwork(cluster_id)
     network.latency(["x"], ["y"], 10)
     network.partition(["x"], ["y"], mode="reject")
     assert len(leftover(cluster_id)) == 4  # 3 namespaces and the delay program

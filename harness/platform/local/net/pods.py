@@ -28,7 +28,7 @@ from pyroute2 import IPRoute, netns
 
 from harness.core.errors import HarnessError
 from harness.platform.local.net import delay, ns, rules, shaping
-from harness.platform.local.net.cleanup import remove_cluster_network
+from harness.platform.local.net.cleanup import cluster_namespaces, remove_cluster_network
 
 POOL = ipaddress.ip_network("10.213.0.0/16")
 ALIAS = "ha-bench "  # the bridge's alias: "ha-bench <subnet>"
@@ -124,6 +124,10 @@ class PodNetwork:
         if not _ID.match(cluster_id):
             raise HarnessError(f"bad cluster id {cluster_id!r} for a pod network",
                                fix="letters, digits, '-' and '_' only, at most 48")  # fmt: skip
+        stale = cluster_namespaces(cluster_id)
+        if stale:  # a crashed run's (ids are unique per run): not ours to remove silently
+            raise HarnessError(f"network namespaces of {cluster_id} exist: {stale}",
+                               fix="remove_cluster_network(cluster_id) removes them")  # fmt: skip
         self.cluster_id = cluster_id
         self.switch = f"{cluster_id}-{SWITCH}"
         self.table = rules.table_name(cluster_id)
@@ -135,9 +139,10 @@ class PodNetwork:
         with open(_LOCK, "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # a concurrent cluster picks after we marked ours
             used = _used_networks()
-            start = sum(cluster_id.encode()) % 256
-            for i in range(256):
-                candidate = list(POOL.subnets(new_prefix=24))[(start + i) % 256]
+            subnets = list(POOL.subnets(new_prefix=24))
+            start = sum(cluster_id.encode()) % len(subnets)
+            for i in range(len(subnets)):
+                candidate = subnets[(start + i) % len(subnets)]
                 if not any(candidate.overlaps(u) for u in used):
                     break
             else:
