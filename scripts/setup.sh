@@ -18,6 +18,14 @@ command -v haproxy >/dev/null || need_os+=(haproxy)
 ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1 || need_os+=(faketime)  # clock_skew faults
 command -v redis-server >/dev/null || need_os+=(redis-server)
 command -v chromium >/dev/null || need_os+=(chromium)  # renders report.html in the tests
+# the pod network (harness/platform/local/net): nft filters, iptables NFQUEUE for latency,
+# and what builds NetfilterQueue from source (a C compiler, the library's headers)
+command -v nft >/dev/null || need_os+=(nftables)
+command -v iptables >/dev/null || need_os+=(iptables)
+[ -e /usr/include/libnetfilter_queue/libnetfilter_queue.h ] || need_os+=(libnetfilter-queue-dev)
+command -v cc >/dev/null || need_os+=(gcc)
+"$PYTHON" -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+  || need_os+=("python3-dev")  # NetfilterQueue's C extension needs Python.h
 if ! command -v postgres >/dev/null && ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
   need_os+=(postgresql)
 fi

@@ -5,7 +5,9 @@ with a pipe on its stdin. When the pipe closes — the harness exited, however i
 it removes the cluster's cgroups (thawed, every member killed; listed in ``DIR/cgroups``),
 kills every process still carrying the cluster's environment marker or in a session the
 cluster started, unmounts the filesystems the cluster mounted (their source names the
-cluster) and removes ``DIR`` — all no-ops after a clean stop.
+cluster), removes its pod network (namespaces ``<cluster id>-*``, their processes and
+delay programs: :func:`.net.remove_cluster_network`) and removes ``DIR`` — all no-ops
+after a clean stop.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 
 from harness.platform.local.cgroups import REGISTRY_FILE, remove_tree
 from harness.platform.local.disk import unmount_cluster
+from harness.platform.local.net import remove_cluster_network
 from harness.platform.local.process import CLUSTER_VAR, find_processes, signal_pids
 
 SESSIONS_FILE = "sessions"
@@ -57,10 +60,12 @@ def main(argv: list[str]) -> int:
 
 def clean_up(cluster_id: str, directory: Path) -> int:
     """Everything of the cluster removed: cgroups (first: a frozen process dies only once
-    thawed), processes, mounts, the directory; returns 1 if something was left."""
+    thawed), processes, mounts, the pod network, the directory; returns 1 if something was
+    left."""
     problems = remove_tree(directory / REGISTRY_FILE, cluster_id)
     reap_cluster(cluster_id, directory)
     problems += unmount_cluster(cluster_id)
+    problems += remove_cluster_network(cluster_id)
     shutil.rmtree(directory, ignore_errors=True)
     for problem in problems:
         print(f"ha-bench watchdog {cluster_id}: {problem}", file=sys.stderr, flush=True)

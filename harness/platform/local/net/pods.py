@@ -1,0 +1,381 @@
+"""A private L2 network per cluster: a switch namespace with a bridge, one namespace per host.
+
+``<cluster id>-sw`` holds the bridge ``br0``; each host ``<cluster id>-<name>`` has ``lo``
+up and ``eth0``, a veth whose peer (``p<n>``, its alias the host name) is a port of the
+bridge. Addresses come from one /24 of 10.213.0.0/16 that no address or route of the root
+namespace and no other named namespace overlaps (the chosen subnet is kept as the bridge's
+alias, ``ha-bench 10.213.X.0/24``, so a concurrent cluster sees it). No default route,
+IPv6 off in every namespace of the network (IPv4 only, so the IPv4 rules are the whole
+story), and nothing added to the root namespace. Everything is named by the cluster id,
+so :func:`remove_cluster_network` finds it after a crash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import ipaddress
+import os
+import re
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pyroute2 import IPRoute, netns
+
+from harness.core.errors import HarnessError
+from harness.platform.local.net import delay, ns, rules, shaping
+from harness.platform.local.net.cleanup import cluster_namespaces, remove_cluster_network
+
+POOL = ipaddress.ip_network("10.213.0.0/16")
+ALIAS = "ha-bench "  # the bridge's alias: "ha-bench <subnet>"
+BRIDGE = "br0"
+SWITCH = "sw"
+_LOCK = Path("/run/lock/ha-bench-net.lock")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,47}$")
+_FIX = "run the harness as root on Linux with ip(8) and nft(8): apt-get install iproute2 nftables"
+
+
+def available() -> tuple[bool, str]:
+    """Whether pod networks can be made here, and why not."""
+    if sys.platform != "linux" or not Path("/proc/self/ns/net").exists():
+        return False, "no network namespaces (not Linux)"
+    if os.geteuid() != 0:
+        return False, "network namespaces need root"
+    missing = [b for b in ("ip", "nft") if shutil.which(b) is None]
+    if missing:
+        return False, f"missing {', '.join(missing)}"
+    return True, "root, network namespaces, ip and nft"
+
+
+@dataclass(frozen=True)
+class Host:
+    """One host of a pod network: its own network namespace and address.
+
+    To run a process in it, prefer ``subprocess.Popen([*host.exec_prefix, *argv])``:
+    ``ip netns exec`` execs the command (the PID is the command's), is safe with threads,
+    and gives it a private mount namespace with a ``/sys`` of this network namespace.
+    ``preexec_fn=host.enter`` (pyroute2's ``setns`` in the forked child) keeps the
+    caller's mount namespace but, like any ``preexec_fn``, is unsafe in a threaded parent.
+    """
+
+    name: str
+    netns: str
+    address: str
+
+    @property
+    def exec_prefix(self) -> list[str]:
+        return ns.exec_prefix(self.netns)
+
+    def enter(self) -> None:
+        """Move the calling process into this host's namespace (never creates one)."""
+        netns.setns(self.netns, flags=0)
+
+
+@dataclass
+class _Fault:
+    detail: dict[str, Any]
+    undo: list[Callable[[], str | None]] = field(default_factory=list)
+
+
+def _used_networks() -> list[ipaddress.IPv4Network]:
+    """IPv4 networks of the root namespace's addresses and routes and of every named
+    namespace's addresses and pod-network subnets."""
+    used: list[ipaddress.IPv4Network] = []
+
+    def collect(ip: IPRoute, routes: bool) -> None:
+        for msg in ip.get_addr(family=2):
+            used.append(ipaddress.ip_network(
+                f"{msg.get_attr('IFA_ADDRESS')}/{msg['prefixlen']}", strict=False))  # fmt: skip
+        for link in ip.get_links():
+            alias = link.get_attr("IFLA_IFALIAS") or ""
+            if alias.startswith(ALIAS):
+                with contextlib.suppress(ValueError):
+                    used.append(ipaddress.ip_network(alias[len(ALIAS) :]))
+        if routes:
+            for msg in ip.get_routes(family=2):
+                if msg["dst_len"] and msg.get_attr("RTA_DST"):
+                    used.append(ipaddress.ip_network(
+                        f"{msg.get_attr('RTA_DST')}/{msg['dst_len']}", strict=False))  # fmt: skip
+
+    with IPRoute() as ip:
+        collect(ip, routes=True)
+    for name in ns.names():
+        with contextlib.suppress(Exception), IPRoute(netns=name) as ip:
+            collect(ip, routes=False)
+    return used
+
+
+class PodNetwork:
+    """A cluster's private network; see the module docstring. A context manager.
+
+    Faults return a JSON-able dict (``id``, ``op``, the parameters, the mechanism and its
+    rules) for the history; :meth:`heal` takes it (or its ``id``) back.
+    """
+
+    def __init__(self, cluster_id: str) -> None:
+        ok, note = available()
+        if not ok:
+            raise HarnessError(f"a pod network cannot be made here: {note}", fix=_FIX)
+        if not _ID.match(cluster_id):
+            raise HarnessError(f"bad cluster id {cluster_id!r} for a pod network",
+                               fix="letters, digits, '-' and '_' only, at most 48")  # fmt: skip
+        stale = cluster_namespaces(cluster_id)
+        if stale:  # a crashed run's (ids are unique per run): not ours to remove silently
+            raise HarnessError(f"network namespaces of {cluster_id} exist: {stale}",
+                               fix="remove_cluster_network(cluster_id) removes them")  # fmt: skip
+        self.cluster_id = cluster_id
+        self.switch = f"{cluster_id}-{SWITCH}"
+        self.table = rules.table_name(cluster_id)
+        self.hosts: dict[str, Host] = {}
+        self._faults: dict[str, _Fault] = {}
+        self._seq = 0
+        self._closed = False
+        _LOCK.parent.mkdir(parents=True, exist_ok=True)
+        with open(_LOCK, "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # a concurrent cluster picks after we marked ours
+            used = _used_networks()
+            subnets = list(POOL.subnets(new_prefix=24))
+            start = sum(cluster_id.encode()) % len(subnets)
+            for i in range(len(subnets)):
+                candidate = subnets[(start + i) % len(subnets)]
+                if not any(candidate.overlaps(u) for u in used):
+                    break
+            else:
+                raise HarnessError("no free /24 left in 10.213.0.0/16 for a pod network",
+                                   fix="remove stale namespaces: ip netns list")  # fmt: skip
+            self.subnet = candidate
+            try:
+                self._make_switch()
+            except BaseException:
+                self.close()
+                raise
+
+    # -- topology -----------------------------------------------------------------------
+    def _namespace(self, name: str) -> None:
+        if name in ns.names():
+            fix = f"remove a crashed run's leftovers: ip netns del {name}"
+            raise HarnessError(f"network namespace {name} already exists", fix=fix)
+        netns.create(name)
+        done = ns.run(name, ["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1",
+                             "net.ipv6.conf.default.disable_ipv6=1"])  # fmt: skip
+        if done.returncode != 0:
+            raise HarnessError(f"cannot turn IPv6 off in {name}: {done.stderr.strip()}",
+                               fix="install procps (sysctl)")  # fmt: skip
+        with IPRoute(netns=name) as ip:
+            ip.link("set", index=ip.link_lookup(ifname="lo")[0], state="up")
+
+    def _make_switch(self) -> None:
+        self._namespace(self.switch)
+        with IPRoute(netns=self.switch) as ip:
+            ip.link("add", ifname=BRIDGE, kind="bridge")
+            index = ip.link_lookup(ifname=BRIDGE)[0]
+            ip.link("set", index=index, ifalias=f"{ALIAS}{self.subnet}", state="up")
+
+    def add_host(self, name: str) -> Host:
+        """A new host ``name`` with the next address of the subnet, connected to the switch."""
+        if not _NAME.match(name) or name == SWITCH:
+            raise HarnessError(f"bad host name {name!r}",
+                               fix="lowercase letters, digits and '-', not 'sw'")  # fmt: skip
+        if name in self.hosts:
+            raise HarnessError(f"host {name} already exists in {self.cluster_id}'s network")
+        number = len(self.hosts) + 1
+        if number > 253:
+            raise HarnessError("a pod network has at most 253 hosts")
+        host = Host(name, f"{self.cluster_id}-{name}", str(self.subnet[number]))
+        self._namespace(host.netns)
+        port = f"p{number}"
+        with IPRoute(netns=self.switch) as ip:
+            ip.link("add", ifname=port, kind="veth",
+                    peer={"ifname": "eth0", "net_ns_fd": host.netns})  # fmt: skip
+            index = ip.link_lookup(ifname=port)[0]
+            ip.link("set", index=index, master=ip.link_lookup(ifname=BRIDGE)[0],
+                    ifalias=name, state="up")  # fmt: skip
+        with IPRoute(netns=host.netns) as ip:
+            index = ip.link_lookup(ifname="eth0")[0]
+            ip.addr("add", index=index, address=host.address, prefixlen=24)
+            ip.link("set", index=index, state="up")
+        self.hosts[name] = host
+        return host
+
+    def _addresses(self, names: list[str]) -> list[str]:
+        unknown = [n for n in names if n not in self.hosts]
+        if unknown or not names:
+            raise HarnessError(f"unknown hosts {unknown or names} in {self.cluster_id}'s "
+                               f"network (hosts: {sorted(self.hosts)})")  # fmt: skip
+        return [self.hosts[n].address for n in names]
+
+    def _add(self, op: str, detail: dict[str, Any]) -> tuple[str, _Fault]:
+        self._seq += 1
+        fault_id = f"f{self._seq}"
+        fault = _Fault({"id": fault_id, "op": op, **detail})
+        self._faults[fault_id] = fault
+        return fault_id, fault
+
+    def _apply(self, fault_id: str, fault: _Fault, work: Callable[[], None]) -> dict[str, Any]:
+        try:
+            work()
+        except BaseException:
+            self.heal(fault_id)
+            raise
+        return dict(fault.detail)
+
+    def _bridge_drop(self, fault: _Fault, chain: str, pairs: list, percent: float | None) -> None:
+        ruleset = rules.drop_chain(self.table, chain, pairs, percent)
+        fault.undo.append(lambda: rules.delete_chain(self.switch, "bridge", self.table, chain))
+        rules.load(self.switch, ruleset)
+        fault.detail["rules"].append({"netns": self.switch, "nft": ruleset})
+
+    # -- faults -------------------------------------------------------------------------
+    def partition(self, a: list[str], b: list[str], *, both_ways: bool = True,
+                  mode: str = "blackhole") -> dict[str, Any]:  # fmt: skip
+        """Traffic from hosts ``a`` to hosts ``b`` (and back, ``both_ways``) cut: dropped on
+        the switch (``blackhole``: connects time out) or rejected by the destination host
+        (``reject``: TCP reset, ICMP host-unreachable: connects fail fast)."""
+        if mode not in ("blackhole", "reject"):
+            raise HarnessError(f"unknown partition mode {mode!r}", fix="blackhole or reject")
+        addr_a, addr_b = self._addresses(a), self._addresses(b)
+        where = "switch bridge forward" if mode == "blackhole" else "destination inet input"
+        detail = {"a": a, "b": b, "both_ways": both_ways, "mode": mode, "where": where}
+        fault_id, fault = self._add("partition", {**detail, "rules": []})
+        pairs = [(addr_a, addr_b)] + ([(addr_b, addr_a)] if both_ways else [])
+
+        def work() -> None:
+            if mode == "blackhole":
+                self._bridge_drop(fault, fault_id, pairs, None)
+                return
+            directed = [(a, addr_a, b)] + ([(b, addr_b, a)] if both_ways else [])
+            for _src_names, src_addrs, dst_names in directed:
+                for dst in dst_names:
+                    target = self.hosts[dst].netns
+                    ruleset = rules.reject_chain(self.table, fault_id, src_addrs)
+                    fault.undo.append(lambda t=target: rules.delete_chain(
+                        t, "inet", self.table, fault_id))  # fmt: skip
+                    rules.load(target, ruleset)
+                    fault.detail["rules"].append({"netns": target, "nft": ruleset})
+
+        return self._apply(fault_id, fault, work)
+
+    def loss(self, a: list[str], b: list[str], percent: float, *,
+             both_ways: bool = False) -> dict[str, Any]:  # fmt: skip
+        """A random ``percent`` of the IPv4 packets from ``a`` to ``b`` dropped on the switch
+        (the forwarding path: senders see no error). Measured: 30 % → 69-71 % delivered."""
+        if not 0 <= percent <= 100:
+            raise HarnessError(f"loss percent {percent} is not within 0..100")
+        addr_a, addr_b = self._addresses(a), self._addresses(b)
+        fault_id, fault = self._add("loss", {"a": a, "b": b, "percent": percent,
+                                             "both_ways": both_ways, "rules": []})  # fmt: skip
+        pairs = [(addr_a, addr_b)] + ([(addr_b, addr_a)] if both_ways else [])
+        return self._apply(fault_id, fault,
+                           lambda: self._bridge_drop(fault, fault_id, pairs, percent))  # fmt: skip
+
+    def latency(self, a: list[str], b: list[str], delay_ms: float, jitter_ms: float = 0.0, *,
+                both_ways: bool = False) -> dict[str, Any]:  # fmt: skip
+        """Packets from ``a`` to ``b`` held ``delay_ms`` ± ``jitter_ms`` before they leave
+        (one way: an a→b round trip grows by ``delay_ms`` once): an NFQUEUE rule and a
+        delay program per source host (:mod:`.delay`). ``netem`` in the record says whether
+        the kernel has netem; it is not used yet (the reference kernel has none)."""
+        if delay_ms < 0 or not 0 <= jitter_ms <= delay_ms:
+            raise HarnessError(f"bad latency {delay_ms} ± {jitter_ms} ms",
+                               fix="0 <= jitter_ms <= delay_ms")  # fmt: skip
+        binary = delay.iptables()
+        addr_a, addr_b = self._addresses(a), self._addresses(b)
+        detail = {"a": a, "b": b, "delay_ms": delay_ms, "jitter_ms": jitter_ms,
+                  "both_ways": both_ways, "mechanism": f"{binary} NFQUEUE",
+                  "netem": shaping.netem_available(self.switch)}  # fmt: skip
+        fault_id, fault = self._add("latency", {**detail, "rules": []})
+        directed = [(a, addr_b)] + ([(b, addr_a)] if both_ways else [])
+        queue = int(fault_id[1:])  # queue numbers are per namespace: one per fault suffices
+        comment = f"{self.table}:{fault_id}"
+
+        def work() -> None:
+            for src_names, dst_addrs in directed:
+                for src in src_names:
+                    host = self.hosts[src]
+                    program = delay.start(host.exec_prefix, self.cluster_id, queue, delay_ms,
+                                          jitter_ms)  # fmt: skip
+                    fault.undo.append(lambda p=program: delay.stop(p))
+                    # undone before the program: then it can release what it holds
+                    undo = delay.rule(binary, "-D", dst_addrs, queue, comment)
+                    fault.undo.append(lambda n=host.netns, u=undo: _run_undo(n, u))
+                    add = delay.rule(binary, "-A", dst_addrs, queue, comment)
+                    done = ns.run(host.netns, add)
+                    if done.returncode != 0:
+                        raise HarnessError(f"{binary} in {host.netns}: {done.stderr.strip()}",
+                                           fix="apt-get install iptables")  # fmt: skip
+                    fault.detail["rules"].append({"netns": host.netns, "iptables": add[1:],
+                                                  "delay_pid": program.pid})  # fmt: skip
+
+        return self._apply(fault_id, fault, work)
+
+    def bandwidth(self, a: list[str], b: list[str] | None, rate_kbit: int) -> dict[str, Any]:
+        """What each host of ``a`` sends (to hosts ``b``, or to anyone) limited to
+        ``rate_kbit`` (shared by its destinations), by HTB on its ``eth0`` (:mod:`.shaping`).
+        One bandwidth fault per source host at a time. Measured: 8 Mbit → 1 MiB in 1.08 s."""
+        if rate_kbit <= 0:
+            raise HarnessError(f"bad rate {rate_kbit} kbit/s")
+        self._addresses(a)
+        addr_b = self._addresses(b) if b is not None else None
+        busy = [n for f in self._faults.values() if f.detail["op"] == "bandwidth"
+                for n in f.detail["a"] if n in a]  # fmt: skip
+        if busy:
+            raise HarnessError(f"hosts {busy} already have a bandwidth limit", fix="heal it first")
+        fault_id, fault = self._add("bandwidth", {"a": a, "b": b, "rate_kbit": rate_kbit,
+                                                  "mechanism": "htb", "rules": []})  # fmt: skip
+
+        def work() -> None:
+            for src in a:
+                target = self.hosts[src].netns
+                fault.undo.append(lambda t=target: shaping.clear(t))
+                shaping.limit(target, rate_kbit, addr_b)
+                fault.detail["rules"].append({"netns": target, "dev": "eth0",
+                                              "htb_kbit": rate_kbit, "to": addr_b})  # fmt: skip
+
+        return self._apply(fault_id, fault, work)
+
+    def heal(self, handle: dict[str, Any] | str) -> list[str]:
+        """Undo one fault (its dict or id; unknown or healed: nothing); the problems."""
+        fault_id = handle["id"] if isinstance(handle, dict) else handle
+        fault = self._faults.pop(fault_id, None)
+        problems = []
+        for undo in reversed(fault.undo if fault else []):
+            try:
+                problem = undo()
+            except Exception as exc:  # an undo must not stop the others
+                problem = f"{fault_id}: {exc}"
+            if problem:
+                problems.append(problem)
+        return problems
+
+    def heal_all(self) -> list[str]:
+        """Undo every active fault, newest first; the problems."""
+        return [p for fault_id in reversed(list(self._faults)) for p in self.heal(fault_id)]
+
+    @property
+    def faults(self) -> list[dict[str, Any]]:
+        return [dict(f.detail) for f in self._faults.values()]
+
+    def close(self) -> list[str]:
+        """Heal everything and remove every namespace of the network (idempotent)."""
+        problems = self.heal_all()
+        if not self._closed:
+            self._closed = True
+            problems += remove_cluster_network(self.cluster_id)
+        return problems
+
+    def __enter__(self) -> PodNetwork:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _run_undo(netns: str, argv: list[str]) -> str | None:
+    if netns not in ns.names():
+        return None
+    done = ns.run(netns, argv)
+    return None if done.returncode == 0 else f"{' '.join(argv)} in {netns}: {done.stderr}"
