@@ -249,7 +249,9 @@ class ExperimentSpec:
         if isinstance(config, dict):  # Airflow reads strings; "{{ n }}" gives a number
             body["topology"]["airflow_config"] = {k: str(v) for k, v in config.items()}
         body.setdefault("load_users", values["load_users"])
-        body["params"] = values
+        # the replica counts the experiment runs with: the file's own where it sets them
+        body["params"] = {**values, **{k: body["topology"][k] for k in topology},
+                          "load_users": body["load_users"]}  # fmt: skip
         return body
 
 

@@ -180,3 +180,9 @@ def test_a_sequence_is_a_schedule_of_steps_in_order(tmp_path):
             build(str(with_schedule(bad)))
     ok = with_schedule({"steps": [{**kill, "at_s": "{{ hold_s * 2 }}"}]})
     assert build(str(ok)).schedule.steps[0].at_s == 20.0
+
+
+def test_params_say_the_replica_counts_the_experiment_runs_with():
+    repro = build("repro-28941-redis-restored-from-old-snapshot")
+    assert repro.params["workers"] == repro.topology["workers"] == 1  # the file's own
+    assert build("api-server-kill", {"api_servers": 1}).params["api_servers"] == 1
