@@ -3,7 +3,8 @@
 ``DIR`` is a repetition (``rep-N/``: ``history.parquet`` or ``history/*.jsonl``, and
 ``ledger.jsonl``), an experiment directory (each ``rep-*``) or a run directory (each
 experiment's repetitions). The experiment's ``summary.json`` gives ``expect_lost`` /
-``expect_duplicates`` (its ``experiment_definition``); without one both are False.
+``expect_duplicates`` and ``stuck_after_s`` (its ``experiment_definition``); without one
+both are False and the stuck bound is 120 s.
 :func:`check_path` runs :func:`~harness.check.checkers.check_repetition` on each;
 :func:`render` gives the lines to print, :func:`exit_code` the exit status.
 """
@@ -77,14 +78,29 @@ def find_repetitions(path: Path | str) -> list[Path]:
     )
 
 
-def _expectations(rep: Path) -> dict[str, bool]:
+DEFAULT_STUCK_AFTER_S = 120.0
+
+
+def _definition(rep: Path) -> dict[str, Any]:
     summary = rep.parent / "summary.json"
     try:
-        definition = json.loads(summary.read_text()).get("experiment_definition") or {}
+        return json.loads(summary.read_text()).get("experiment_definition") or {}
     except (OSError, ValueError, AttributeError):
-        definition = {}
+        return {}
+
+
+def _expectations(rep: Path) -> dict[str, bool]:
+    definition = _definition(rep)
     return {key: bool(definition.get(key, False))
             for key in ("expect_lost", "expect_duplicates")}  # fmt: skip
+
+
+def _stuck_after(rep: Path, given: float | None) -> float:
+    """``given``, else the experiment's own ``stuck_after_s``, else 120 s."""
+    if given is not None:
+        return given
+    value = _definition(rep).get("stuck_after_s")
+    return float(value) if isinstance(value, int | float) else DEFAULT_STUCK_AFTER_S
 
 
 def load_history(rep: Path) -> pd.DataFrame | None:
@@ -101,8 +117,9 @@ def load_ledger(rep: Path) -> list[dict[str, Any]] | None:
     return parse_ledger(path.read_bytes(), source=str(path)) if path.exists() else None
 
 
-def check_repetition_dir(rep: Path, *, stuck_after_s: float = 120.0) -> RepetitionCheck:
-    """The checkers on one recorded repetition (expectations from its experiment)."""
+def check_repetition_dir(rep: Path, *, stuck_after_s: float | None = None) -> RepetitionCheck:
+    """The checkers on one recorded repetition (expectations and, unless given, the stuck
+    bound from its experiment)."""
     expectations = _expectations(rep)
     history, ledger = load_history(rep), load_ledger(rep)
     missing = ([] if history is not None else [f"no {PARQUET} or {HISTORY_DIR}/*.jsonl"]) + (
@@ -111,11 +128,12 @@ def check_repetition_dir(rep: Path, *, stuck_after_s: float = 120.0) -> Repetiti
     if missing:
         return RepetitionCheck(rep, None, missing, expectations)
     assert history is not None and ledger is not None
-    result = check_repetition(history, ledger, stuck_after_s=stuck_after_s, **expectations)
+    result = check_repetition(history, ledger, stuck_after_s=_stuck_after(rep, stuck_after_s),
+                              **expectations)  # fmt: skip
     return RepetitionCheck(rep, result, [], expectations)
 
 
-def check_path(path: Path | str, *, stuck_after_s: float = 120.0) -> list[RepetitionCheck]:
+def check_path(path: Path | str, *, stuck_after_s: float | None = None) -> list[RepetitionCheck]:
     """:func:`check_repetition_dir` on every repetition under ``path``."""
     return [check_repetition_dir(rep, stuck_after_s=stuck_after_s)
             for rep in find_repetitions(path)]  # fmt: skip

@@ -55,8 +55,9 @@ def add_check(sub: Subparsers) -> None:
     )
     check.add_argument("path", type=Path, metavar="DIR",
                        help="a run, experiment or rep-N directory")  # fmt: skip
-    check.add_argument("--stuck-after", type=positive, default=120.0, metavar="SECONDS",
-                       help="queued/running longer than this is stuck (default 120)")  # fmt: skip
+    check.add_argument("--stuck-after", type=positive, default=None, metavar="SECONDS",
+                       help="queued/running longer than this is stuck (default: the "
+                       "experiment's stuck_after_s, else 120)")  # fmt: skip
 
 
 def cmd_report(args: argparse.Namespace) -> int:

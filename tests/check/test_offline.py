@@ -102,3 +102,15 @@ def test_the_command_line(tmp_path: Path) -> None:
     assert out.returncode == 1, out.stderr
     stuck = [x for x in out.stdout.splitlines() if "stuck/stuck:" in x]
     assert any("ha_bench_long/victim/long_sleep#1 running for 28.5 s" in x for x in stuck)
+
+
+def test_the_stuck_bound_defaults_to_the_experiments_own(tmp_path: Path, capsys) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(RUN, run)
+    summary = run / EXPERIMENT / "summary.json"
+    data = json.loads(summary.read_text()) if summary.exists() else {}
+    data.setdefault("experiment_definition", {})["stuck_after_s"] = 5.0
+    summary.write_text(json.dumps(data))
+    assert main(["check", str(run)]) == 1  # the victim (28 s running) is stuck past 5 s
+    assert any("running for 28.5 s (> 5 s)" in x for x in _lines(capsys))
+    assert main(["check", str(run), "--stuck-after", "120"]) == 0  # given: it wins
