@@ -91,3 +91,11 @@ def test_a_refused_context_writes_nothing(tmp_path, capsys):
                  "prod-eu", "--out", str(out)]) == 2  # fmt: skip
     assert not out.exists()
     assert "--allow-context prod-eu" in capsys.readouterr().err
+
+
+def test_a_repetition_line_names_each_figure_once():
+    from harness.cli.experiments import _repetition_line
+
+    figures = {"repetition": 1, "downtime_s": 6.9, "faults_injected": 28, "failed_tasks": 1}
+    line = _repetition_line(figures, ("downtime_s", "faults_injected", "failed_tasks"))
+    assert line.count("failed_tasks") == 1 and "faults_injected 28" in line

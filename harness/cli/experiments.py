@@ -184,7 +184,8 @@ def _repetition_line(r: dict, headline: tuple[str, ...]) -> str:
     head = f"repetition {r.get('repetition')}"
     if not r.get("valid", True):
         return f"{head}: INVALID ({'; '.join(r.get('invalid_reasons', []))})"
-    shown = ", ".join(f"{m} {_figure_text(r, m)}" for m in (*headline, "failed_tasks"))
+    metrics = dict.fromkeys((*headline, "failed_tasks"))  # in order, each once
+    shown = ", ".join(f"{m} {_figure_text(r, m)}" for m in metrics)
     return f"{head}: {shown}"
 
 
