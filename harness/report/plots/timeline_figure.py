@@ -116,16 +116,22 @@ def execution_timeline_figure(timeline: ExecutionTimeline, *, title: str = "") -
     return fig
 
 
+MAX_FAULT_LABELS = 6  # more fault windows (a soak) are shaded, not each named
+
+
 def _fault_windows(ax: Axes, timeline: ExecutionTimeline, drawn: _Drawn) -> None:
     t0 = timeline.t0
+    named = len(timeline.faults) <= MAX_FAULT_LABELS
     for w in timeline.faults:
         ax.axvspan(w.start - t0, w.end - t0, color="#d62728", alpha=0.10, linewidth=0,
                    zorder=0)  # fmt: skip
+        drawn.span(w.start - t0, w.end - t0)
+        if not named:
+            continue
         ax.annotate(w.label + (" (held to the undo)" if w.held else ""), (w.start - t0, 0.0),
                     xycoords=("data", "axes fraction"), xytext=(2, 2),
                     textcoords="offset points", fontsize=8, color="#d62728",
                     va="bottom", zorder=8)  # fmt: skip
-        drawn.span(w.start - t0, w.end - t0)
 
 
 def _executions(
@@ -224,7 +230,9 @@ def _legend_handles(
     handles += [Patch(color=API_STATE_COLOURS.get(s, "#969696"), label=f"API: {s}")
                 for s in API_STATE_COLOURS if s in drawn.states]  # fmt: skip
     if timeline.faults:
-        handles.append(Patch(color="#d62728", alpha=0.10, label="fault in effect"))
+        many = len(timeline.faults) > MAX_FAULT_LABELS
+        label = f"fault in effect ({len(timeline.faults)} windows)" if many else "fault in effect"
+        handles.append(Patch(color="#d62728", alpha=0.10, label=label))
     if timeline.flagged:
         handles.append(Patch(facecolor="none", edgecolor="#d62728", linewidth=2,
                              label="duplicated / overlapping"))  # fmt: skip
