@@ -33,6 +33,7 @@ from harness.core.events import EventBus
 from harness.core.netguard import require_loopback
 from harness.core.polling import poll
 from harness.core.topology import Topology
+from harness.platform.base import NetworkNemesis
 from harness.platform.local import cluster as cluster_module
 from harness.platform.local.cluster import LocalCluster
 from harness.platform.local.nemesis import LocalNemesis
@@ -311,6 +312,7 @@ def test_loopback_refuses_network_faults_naming_the_fix():
     bus.subscribe(events.append)
     replica = SimpleNamespace(name="postgres", incarnation=1)
     nemesis = LocalNemesis(lambda name: replica, bus)
+    assert isinstance(nemesis, NetworkNemesis)
     calls = [
         lambda: nemesis.partition("postgres", ["redis"]),
         lambda: nemesis.latency("postgres", ["redis"], delay_ms=10),
