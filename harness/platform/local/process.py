@@ -98,7 +98,10 @@ def port_is_free(port: int, host: str = "127.0.0.1", netns: str | None = None) -
     """True if a server could bind ``host:port`` now (SO_REUSEADDR, as servers bind); with
     ``netns``, inside that named network namespace (``host``: any address there)."""
     if netns is not None:
-        return _in_netns(netns, lambda: port_is_free(port, "0.0.0.0"))
+        try:
+            return _in_netns(netns, lambda: port_is_free(port, "0.0.0.0"))
+        except FileNotFoundError:  # the namespace is gone (a network torn down): nothing binds
+            return True
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:

@@ -40,7 +40,7 @@ from harness.platform.local.nemesis import LocalNemesis
 from harness.platform.local.net import PodNetwork, available, leftover
 from harness.platform.local.net.cleanup import node_link_name, node_links
 from harness.platform.local.net.ns import NETNS_DIR
-from harness.platform.local.process import CLUSTER_VAR, find_processes
+from harness.platform.local.process import CLUSTER_VAR, find_processes, port_is_free
 
 OK, NOTE = available()
 needs_root = pytest.mark.skipif(not OK, reason=f"needs root and network namespaces: {NOTE}")
@@ -167,6 +167,8 @@ def test_services_run_in_their_own_hosts_and_a_partition_cuts_exactly_its_link(m
             assert c.execute("SELECT 1").fetchone() == (1,)
         assert _connects("127.0.0.1", port) == "ConnectionRefusedError"
         assert _connects(pg, port) == "ok"
+        # the supervisor's ports-free check looks inside the host's namespace
+        assert not port_is_free(port, netns=hosts["postgres"].netns) and port_is_free(port)
         # the UI URL on 127.0.0.1: relay -> HAProxy (pod) -> the stand-in api-server
         assert cluster.ui_url == f"http://127.0.0.1:{cluster.ports['lb']}"
         assert cluster.lb_url == f"http://{cluster.address('haproxy')}:{cluster.ports['lb']}"
