@@ -651,7 +651,6 @@ class LocalCluster(StartStopContext):
                     "AIRFLOW__CELERY__RESULT_BACKEND": (f"db+postgresql://airflow@{pg}/airflow"),
                     "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(self.topology.worker_concurrency),
                     "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
-                    "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST": "127.0.0.1",
                     CLUSTER_VAR: self.cluster_id,
                 }
             )

@@ -348,3 +348,46 @@ def test_a_loss_of_100_percent_drops_everything():
     pairs = [(["10.213.0.1"], ["10.213.0.2"])]
     assert "numgen" not in rules.drop_chain("t", "f1", pairs, 100.0)
     assert "numgen random mod 10000 < 3000 drop" in rules.drop_chain("t", "f1", pairs, 30.0)
+
+
+@needs_root
+def test_airflow_components_are_configured_with_the_pod_addresses(tmp_path):
+    """The wiring of the real components, without starting any: their commands and
+    environment name the hosts' addresses, each spec carries its host."""
+    topology = Topology(api_servers=2, schedulers=2, dag_processors=1, triggerers=1,
+                        workers=1, network="pod")  # fmt: skip
+    cluster = LocalCluster(topology)
+    cluster.data_dir, cluster.logs_dir = tmp_path, tmp_path / "logs"
+    cluster.airflow = SimpleNamespace(bin=tmp_path / "bin", prefix=tmp_path,
+                                      airflow=tmp_path / "bin" / "airflow")  # fmt: skip
+    cluster._allocate_ports()
+    cluster._setup_network()
+    try:
+        specs = {s.name: s for s in cluster._airflow_specs()}
+        addr, ports = cluster.address, cluster.ports
+        assert set(cluster.hosts) == {"client", "postgres", "redis", "haproxy", *specs}
+        for name, spec in specs.items():
+            assert spec.host is cluster.hosts[name] and spec.netns == f"{cluster.cluster_id}-{name}"
+        env = specs["worker-0"].env
+        pg = f"{addr('postgres')}:{ports['postgres']}"
+        assert (
+            env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+            == f"postgresql+psycopg2://airflow@{pg}/airflow"
+        )
+        assert env["AIRFLOW__CELERY__RESULT_BACKEND"] == f"db+postgresql://airflow@{pg}/airflow"
+        assert env["AIRFLOW__CELERY__BROKER_URL"] == f"redis://{addr('redis')}:{ports['redis']}/0"
+        lb = f"http://{addr('haproxy')}:{ports['lb']}"
+        assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == f"{lb}/execution/"
+        assert env["AIRFLOW__API__BASE_URL"] == f"http://127.0.0.1:{ports['lb']}"  # the browser's
+        api = specs["api-server-1"].command
+        assert api[api.index("--host") + 1] == addr("api-server-1")
+        scheduler = specs["scheduler-1"].env
+        assert scheduler["AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST"] == addr(
+            "scheduler-1"
+        )
+        assert "127.0.0.1" not in " ".join(v for k, v in env.items() if k.startswith("AIRFLOW__")
+                                           and k != "AIRFLOW__API__BASE_URL")  # fmt: skip
+        assert cluster.api_server_urls == {}  # no replica added yet: urls come from replicas
+    finally:
+        assert cluster.network.close() == []
+    assert leftover(cluster.cluster_id) == []
