@@ -90,7 +90,10 @@ def _announce(console: Any, cluster: Any, topology: Any, *, as_json: bool) -> No
         f"[bold green]ready[/] in {cluster.timings['ready_s']:.1f}s — "
         f"Airflow {topology.airflow_version}, cluster {cluster.cluster_id}"
     )
-    console.print(f"  UI / API (HAProxy): {cluster.lb_url}")
+    pod = cluster.network is not None
+    console.print(f"  UI / API (HAProxy): {cluster.ui_url}")
+    if pod:  # the UI URL is a relay into the pod network; this is HAProxy itself
+        console.print(f"  HAProxy in the pod network {cluster.network.subnet}: {cluster.lb_url}")
     for name, url in cluster.api_server_urls.items():
         console.print(f"  {name}: {url}")
     console.print(f"  HAProxy stats: {cluster.stats_url}")
@@ -98,7 +101,10 @@ def _announce(console: Any, cluster: Any, topology: Any, *, as_json: bool) -> No
     if as_json:
         info = {
             "cluster_id": cluster.cluster_id,
-            "lb_url": cluster.lb_url,
+            "lb_url": cluster.ui_url,
+            "network": "pod" if pod else "loopback",
+            "pod_lb_url": cluster.lb_url if pod else None,
+            "hosts": {n: h.address for n, h in cluster.hosts.items()},
             "api_servers": cluster.api_server_urls,
             "ports": cluster.ports,
             "data_dir": str(cluster.data_dir),

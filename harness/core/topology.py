@@ -10,13 +10,14 @@ A topology is plain data (pydantic), loadable from YAML, the same for every plat
       scheduler.task_instance_heartbeat_timeout: "60"
     clock_skew_replicas: [scheduler-0]   # may get clock_skew faults
     postgres_disk_mb: 256                # PostgreSQL's data on a disk that can fill up
+    network: pod                         # replicas in network namespaces (needs root)
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -24,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from harness.core.errors import HarnessError
 
 DEFAULT_AIRFLOW_VERSION = "3.3.2"
+DEFAULT_NETWORK: Literal["loopback", "pod"] = "loopback"  # "pod" once a real run passed on it
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer", "worker")
 _CONFIG_KEY = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
 
@@ -93,6 +95,14 @@ class Topology(BaseModel):
         description="replicas that may get clock_skew faults (e.g. scheduler-0): they run "
         "with their wall clock behind an offset the fault sets (libfaketime on the local "
         "platform), zero until then",
+    )
+    network: Literal["loopback", "pod"] = Field(
+        DEFAULT_NETWORK,
+        description="local platform: 'pod' runs every replica in its own network namespace "
+        "with its own address on a private bridge (like pods on a node; the harness is a "
+        "client host on it) and allows the network faults partition/latency/loss/bandwidth; "
+        "needs root (without it the cluster falls back to 'loopback' and refuses network "
+        "faults). 'loopback': every replica on 127.0.0.1, no network faults",
     )
     postgres_disk_mb: int | None = Field(
         None,

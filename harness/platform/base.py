@@ -7,7 +7,7 @@ Experiments talk only to these protocols, so the same experiment runs on ``local
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from harness.core.errors import HarnessError
@@ -35,6 +35,7 @@ RESOURCE_FAULT_OPS = (
     "disk_fill",
     "disk_free",
 )
+NETWORK_FAULT_OPS = ("partition", "latency", "loss", "bandwidth", "heal")
 
 
 @runtime_checkable
@@ -152,6 +153,34 @@ class ResourceNemesis(Nemesis, Protocol):
         ...
 
     def disk_free(self, target: str) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class NetworkNemesis(Nemesis, Protocol):
+    """A nemesis that also faults links between a target and its ``peers`` (replica names;
+    on the local platform also ``client``, the harness's own host), each recorded ``invoke``
+    then ``ok`` with the rules it applied; :meth:`heal` undoes every network fault of the
+    target. A platform (or mode) without a network to fault raises a :class:`HarnessError`
+    naming the fix. Platforms whose fault objects end by themselves also take ``hold_s``."""
+
+    def partition(self, target: str, peers: Sequence[str], *, both_ways: bool = True,
+                  mode: str = "blackhole") -> dict[str, Any]:  # fmt: skip
+        """Traffic between them cut: dropped (``blackhole``) or refused (``reject``)."""
+        ...
+
+    def latency(self, target: str, peers: Sequence[str], *, delay_ms: float,
+                jitter_ms: float = 0.0, both_ways: bool = True) -> dict[str, Any]:  # fmt: skip
+        ...
+
+    def loss(self, target: str, peers: Sequence[str], *, percent: float,
+             both_ways: bool = True) -> dict[str, Any]:  # fmt: skip
+        ...
+
+    def bandwidth(self, target: str, peers: Sequence[str], *, rate_kbit: float,
+                  both_ways: bool = True) -> dict[str, Any]:  # fmt: skip
+        ...
+
+    def heal(self, target: str) -> dict[str, Any]: ...
 
 
 _op_ids = itertools.count(1)

@@ -137,8 +137,9 @@ def run(config: dict[str, Any]) -> int:
     from locust.env import Environment
 
     from harness.core.history import HistoryWriter
-    from harness.core.netguard import require_loopback
+    from harness.core.netguard import register_hosts, require_loopback
 
+    register_hosts("parent", config.get("own_hosts", ()))  # the parent's cluster's hosts
     require_loopback(config["host"])  # again, before anything is sent
     writer = HistoryWriter(Path(config["run_dir"]), config.get("source", "locust"))
     # the pid of the parent that started us: it may be gone before we get here

@@ -17,7 +17,7 @@ from typing import Any
 
 from harness.core.child import spawn_module, stop_child
 from harness.core.cleanup import StartStopContext
-from harness.core.netguard import require_loopback
+from harness.core.netguard import own_hosts, require_loopback
 
 CONFIG_NAME = "locust_config.json"
 LOG_NAME = "locust.log"
@@ -59,6 +59,8 @@ class LoadProcess(StartStopContext):
             "trigger_dag_ids": list(trigger_dag_ids),
             "request_timeout_s": float(request_timeout_s),
             "source": HISTORY_SOURCE,
+            # the cluster's own hosts the child's guard allows besides loopback (pod network)
+            "own_hosts": own_hosts(),
         }
         self._proc: subprocess.Popen[bytes] | None = None
 

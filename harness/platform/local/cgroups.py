@@ -32,7 +32,6 @@ import errno
 import os
 import pwd
 import signal
-import sys
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from pathlib import Path
 
 from harness.core.errors import HarnessError
 from harness.core.polling import poll
+from harness.platform.local import preexec
 
 DISABLE_VAR = "HA_BENCH_CGROUPS"
 """``off`` (or ``0``): use no cgroup at all, only the ``/proc`` scan."""
@@ -50,21 +50,6 @@ UNIFIED = "unified"  # the key of the one v2 directory in ``dirs``
 PERIOD_US = 100_000  # the CFS period a quota is a fraction of (the kernel default)
 MIN_QUOTA_US = 1_000  # the smallest quota the kernel accepts
 REGISTRY_FILE = "cgroups"  # one cluster cgroup directory per line, for the watchdog
-
-_JOIN = (
-    "import os, sys\n"
-    "args = sys.argv[1:]; uid = args.pop(0); cut = args.index('--')\n"
-    "pid = str(os.getpid()).encode()\n"
-    "for path in args[:cut]:\n"
-    "    try:\n"
-    "        fd = os.open(path, os.O_WRONLY); os.write(fd, pid); os.close(fd)\n"
-    "    except OSError as exc:\n"
-    "        sys.stderr.write(f'ha-bench: cannot join cgroup {path}: {exc}\\n')\n"
-    "        os._exit(125)\n"
-    "if uid:\n"
-    "    os.setreuid(int(uid), int(uid))\n"
-    "os.execvp(args[cut + 1], args[cut + 1:])\n"
-)
 
 
 # -- detection -----------------------------------------------------------------------------
@@ -259,14 +244,16 @@ class ReplicaCgroup:
     def exists(self) -> bool:
         return any(d.is_dir() for d in self._unique_dirs())
 
-    def join_command(self, command: list[str], user: str | None = None) -> list[str]:
-        """``command`` prefixed by a tiny pre-exec step that writes its own PID into every
-        ``cgroup.procs`` of this cgroup, drops to ``user`` (``setreuid``, as
-        ``subprocess.Popen(user=...)`` does) and then execs ``command`` — same PID, nothing
-        left between. Exit 125 (and a line on stderr) if it cannot join."""
-        uid = str(pwd.getpwnam(user).pw_uid) if user else ""
+    def join_command(self, command: list[str], user: str | None = None,
+                     netns: str | None = None) -> list[str]:  # fmt: skip
+        """``command`` prefixed by a tiny pre-exec step (:mod:`.preexec`) that writes its own
+        PID into every ``cgroup.procs`` of this cgroup, enters network namespace ``netns``
+        (if given), drops to ``user`` (``setreuid``, as ``subprocess.Popen(user=...)`` does)
+        and then execs ``command`` — same PID, nothing left between. Exit 125 (and a line on
+        stderr) if it cannot join."""
+        uid = pwd.getpwnam(user).pw_uid if user else None
         files = [str(p) for p in self.procs_files]
-        return [sys.executable, "-I", "-S", "-c", _JOIN, uid, *files, "--", *command]
+        return preexec.command(command, uid=uid, netns=netns, procs_files=files)
 
     def add(self, pid: int) -> None:
         """Move ``pid`` (one process; not its existing children) into the cgroup."""

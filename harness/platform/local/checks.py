@@ -13,6 +13,9 @@
 - worker: chart ``celery inspect ping``; here Celery's "ready." line for this
   incarnation, and its log server port answering.
 - PostgreSQL, Redis, HAProxy: a query, ``PING``, the stats page.
+
+Every check connects to the replica's address (``host``): 127.0.0.1, or its pod-network
+host's address, which the harness reaches as the network's client host.
 """
 
 from __future__ import annotations
@@ -26,9 +29,10 @@ from harness.platform.local.process import Unit
 from harness.platform.local.supervisor import Check
 
 
-def http_check(port: int, path: str, *, expect: range = range(200, 400)) -> Check:
+def http_check(port: int, path: str, *, expect: range = range(200, 400),
+               host: str = "127.0.0.1") -> Check:  # fmt: skip
     def check(unit: Unit, timeout_s: float) -> bool:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_s)
+        conn = http.client.HTTPConnection(host, port, timeout=timeout_s)
         try:
             conn.request("GET", path, headers={"Connection": "close"})
             return conn.getresponse().status in expect
@@ -49,10 +53,10 @@ def all_of(*checks_: Check) -> Check:
     return check
 
 
-def redis_check(port: int) -> Check:
+def redis_check(port: int, host: str = "127.0.0.1") -> Check:
     def check(unit: Unit, timeout_s: float) -> bool:
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as s:
+            with socket.create_connection((host, port), timeout=timeout_s) as s:
                 s.sendall(b"PING\r\n")
                 return s.recv(64).startswith(b"+PONG")
         except OSError:
@@ -115,10 +119,10 @@ def log_line_check(pattern: str, then: Check | None = None) -> Check:
     return check
 
 
-def tcp_check(port: int) -> Check:
+def tcp_check(port: int, host: str = "127.0.0.1") -> Check:
     def check(unit: Unit, timeout_s: float) -> bool:
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=timeout_s):
+            with socket.create_connection((host, port), timeout=timeout_s):
                 return True
         except OSError:
             return False

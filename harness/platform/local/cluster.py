@@ -1,8 +1,22 @@
 """The embedded ``local`` platform: a real HA Airflow cluster as supervised local processes.
 
 PostgreSQL, Redis, HAProxy in front of the api-servers, schedulers, dag-processors,
-triggerers and Celery workers — every one a :class:`Replica` supervised like a pod, all
-on 127.0.0.1 with ports picked at run time, in a private directory removed at the end.
+triggerers and Celery workers — every one a :class:`Replica` supervised like a pod, with
+ports picked at run time, in a private directory removed at the end.
+
+Addresses (the topology's ``network``): ``loopback`` — everything on 127.0.0.1. ``pod``
+(needs root; without it the cluster says why and falls back to loopback) — a
+:class:`~.net.PodNetwork` made before any replica: every replica runs in its own network
+namespace (its host, named like the replica) with its own address on the cluster's private
+bridge, binds that address and reaches the others by theirs (Airflow's database, broker,
+result backend and Execution API URLs, HAProxy's backends); the root namespace is the
+network's *client host* ``client`` (one veth, nothing routed), so the harness's readiness
+checks, prober, Locust, workload driver and ledger reads reach every host directly. The
+addresses are registered with the traffic guard (:mod:`harness.core.netguard`).
+:attr:`LocalCluster.lb_url` — what the harness's clients use — is HAProxy's pod address, so
+probes take the real path; :attr:`LocalCluster.ui_url` stays ``http://127.0.0.1:<lb
+port>`` for a browser, through a relay in the harness process (:mod:`.relay`). Network
+faults (partition, latency, loss, bandwidth, heal) need ``pod``.
 Each replica runs in its own cgroup where the host allows (:mod:`.cgroups`), named
 ``<cluster id>/<replica>``; replicas named in the topology's ``clock_skew_replicas`` run
 under libfaketime (:mod:`.clock`); with ``postgres_disk_mb`` PostgreSQL keeps its data on
@@ -43,6 +57,7 @@ from harness import __version__
 from harness.core.cleanup import StartStopContext
 from harness.core.errors import HarnessError
 from harness.core.events import EventBus
+from harness.core.netguard import register_hosts, unregister_hosts
 from harness.core.polling import poll
 from harness.core.topology import Topology
 from harness.platform.airflow_env import AirflowEnv, ensure_airflow
@@ -51,6 +66,7 @@ from harness.platform.local.cgroups import REGISTRY_FILE, ClusterCgroups, Hierar
 from harness.platform.local.clock import SkewableClock, find_libfaketime, sleep_is_broken
 from harness.platform.local.disk import SizedDisk, cluster_mounts, unmount_cluster
 from harness.platform.local.nemesis import LocalNemesis
+from harness.platform.local.net import Host, PodNetwork, available, leftover
 from harness.platform.local.process import (
     CLUSTER_VAR,
     find_processes,
@@ -58,10 +74,12 @@ from harness.platform.local.process import (
     port_is_free,
     tail,
 )
+from harness.platform.local.relay import TcpRelay
 from harness.platform.local.supervisor import Replica, ReplicaSpec
 from harness.platform.local.watchdog import SESSIONS_FILE, reap_cluster
 
 SERVICES = ("postgres", "redis", "haproxy")
+CLIENT_HOST = "client"  # the root namespace's name in the pod network (the harness's host)
 REDIS_RDB = "dump.rdb"
 _PACKAGES = {"postgres": "postgresql", "initdb": "postgresql", "redis-server": "redis-server",
              "haproxy": "haproxy"}  # fmt: skip
@@ -124,20 +142,41 @@ class LocalCluster(StartStopContext):
         self.cgroup_note = ""
         self.clocks: dict[str, SkewableClock] = {}  # replicas that may be skewed
         self.postgres_disk: SizedDisk | None = None
+        self.network: PodNetwork | None = None  # network: pod (None: loopback)
+        self.network_note = ""  # why the cluster runs on loopback although pod was asked
+        self._relay: TcpRelay | None = None  # 127.0.0.1:<lb port> -> HAProxy's pod address
+        self._network_faults: dict[str, list[str]] = {}  # target -> its active fault ids
 
     # -- addresses ---------------------------------------------------------------------
+    def address(self, name: str) -> str:
+        """Where replica (or host) ``name`` listens: its pod-network address, else 127.0.0.1."""
+        if self.network is not None and name in self.network.hosts:
+            return self.network.hosts[name].address
+        return "127.0.0.1"
+
+    @property
+    def hosts(self) -> dict[str, Host]:
+        """The pod network's hosts by name (``client``: the harness's); empty on loopback."""
+        return dict(self.network.hosts) if self.network is not None else {}
+
     @property
     def lb_url(self) -> str:
+        """HAProxy, as the harness's clients reach it (its pod address in pod mode)."""
+        return f"http://{self.address('haproxy')}:{self.ports['lb']}"
+
+    @property
+    def ui_url(self) -> str:
+        """The UI/API URL for a browser: always on 127.0.0.1 (a relay in pod mode)."""
         return f"http://127.0.0.1:{self.ports['lb']}"
 
     @property
     def stats_url(self) -> str:
-        return f"http://127.0.0.1:{self.ports['lb_stats']}/stats"
+        return f"http://{self.address('haproxy')}:{self.ports['lb_stats']}/stats"
 
     @property
     def api_server_urls(self) -> dict[str, str]:
         return {
-            name: f"http://127.0.0.1:{self.ports[name]}"
+            name: f"http://{self.address(name)}:{self.ports[name]}"
             for name, r in self.replicas.items()
             if r.component == "api-server"
         }
@@ -163,7 +202,7 @@ class LocalCluster(StartStopContext):
 
     @property
     def dsn(self) -> str:
-        return f"postgresql://airflow@127.0.0.1:{self.ports['postgres']}/airflow"
+        return f"postgresql://airflow@{self.address('postgres')}:{self.ports['postgres']}/airflow"
 
     def components(self, component: str) -> list[Replica]:
         return [r for r in self.replicas.values() if r.component == component]
@@ -183,7 +222,9 @@ class LocalCluster(StartStopContext):
 
     @property
     def nemesis(self) -> LocalNemesis:
-        return LocalNemesis(self.replica, self.bus)
+        return LocalNemesis(self.replica, self.bus, network=self.network,
+                            network_faults=self._network_faults,
+                            network_note=self.network_note)  # fmt: skip
 
     def replica(self, name: str) -> Replica:
         try:
@@ -211,6 +252,7 @@ class LocalCluster(StartStopContext):
         self._say(f"cluster {self.cluster_id} in {self.data_dir}")
         self._setup_cgroups()
         self._setup_clocks()
+        self._setup_network()  # before any replica: each one starts in its host
 
         self._start_postgres(binaries["postgres"], binaries["initdb"])
         self._add(self._redis_spec(binaries["redis-server"]), start=True)
@@ -221,6 +263,9 @@ class LocalCluster(StartStopContext):
         for spec in self._airflow_specs():
             self._add(spec, start=True)
         self._add(self._haproxy_spec(binaries["haproxy"]), start=True)
+        if self.network is not None:  # the browser's URL on 127.0.0.1; probes go direct
+            target = (self.address("haproxy"), self.ports["lb"])
+            self._relay = TcpRelay(("127.0.0.1", self.ports["lb"]), target).start()
         self._lb_thread = threading.Thread(target=self._watch_lb, name="lb-watch", daemon=True)
         self._lb_thread.start()
         self._wait_ready(list(self.replicas), progress, timeout_s=self.topology.startup_timeout_s)
@@ -234,6 +279,8 @@ class LocalCluster(StartStopContext):
             return
         self._stopped = True
         self._lb_watch_stop.set()
+        if self._relay is not None:
+            self._relay.close()
         airflow = [r for r in self.replicas.values() if r.component not in SERVICES]
         with ThreadPoolExecutor(max_workers=max(1, len(airflow))) as pool:
             list(pool.map(lambda r: r.stop(), airflow))
@@ -260,9 +307,13 @@ class LocalCluster(StartStopContext):
         return find_processes(sessions=sessions, marker=(CLUSTER_VAR, self.cluster_id))
 
     def leftover_kernel_state(self) -> list[str]:
-        """Cgroups and mounts of this cluster still present (empty after :meth:`stop`)."""
+        """Cgroups, mounts and pod-network state (namespaces, the client host's link, nft
+        tables, delay programs) of this cluster still present (empty after :meth:`stop`)."""
         left = [str(d) for d in self.cgroups.leftovers()] if self.cgroups else []
-        return left + [str(p) for p in cluster_mounts(self.cluster_id)]
+        left += [str(p) for p in cluster_mounts(self.cluster_id)]
+        if self.topology.network == "pod" and available()[0]:
+            left += leftover(self.cluster_id)
+        return left
 
     def prepare_repetition(self) -> dict[str, int]:
         """Before a repetition: clear every replica's restart back-off (the next exit of a
@@ -300,6 +351,13 @@ class LocalCluster(StartStopContext):
                 for n, c in self.clocks.items()
             },
             "postgres_disk_mb": self.postgres_disk.size_mb if self.postgres_disk else None,
+            "network": {
+                "mode": "pod" if self.network is not None else "loopback",
+                "requested": self.topology.network,
+                "note": self.network_note or None,
+                "subnet": str(self.network.subnet) if self.network is not None else None,
+                "hosts": {n: h.address for n, h in self.hosts.items()},
+            },
             "lb": {
                 "kind": "haproxy",
                 "version": self.lb_version,
@@ -364,9 +422,45 @@ class LocalCluster(StartStopContext):
                 sleep_fix_dir=self.data_dir / "faketime" / "site" if fix else None,
             )  # fmt: skip
 
+    def _setup_network(self) -> None:
+        """``network: pod``: the cluster's pod network, the root namespace as its client
+        host, and the services' hosts (so the Airflow replicas' configuration can name
+        HAProxy's address before it runs); the rest get theirs in :meth:`_spec`. Without the
+        means (root, ip, nft) one line says why and the cluster stays on loopback."""
+        if self.topology.network != "pod":
+            return
+        ok, why = available()
+        if not ok:
+            self.network_note = (f"network: pod needs root, ip and nft ({why}): running on "
+                                 "loopback, network faults refused")  # fmt: skip
+            self._say(self.network_note)
+            return
+        self.network = PodNetwork(self.cluster_id)
+        self.network.add_node_host(CLIENT_HOST)
+        for name in SERVICES:
+            self.network.add_host(name)
+        self._register_hosts()
+        self._say(f"pod network {self.network.subnet}: client {self.address(CLIENT_HOST)}")
+
+    def _host(self, name: str) -> Host | None:
+        """The pod-network host of replica ``name`` (made on first use), None on loopback."""
+        if self.network is None:
+            return None
+        host = self.network.hosts.get(name) or self.network.add_host(name)
+        self._register_hosts()
+        return host
+
+    def _register_hosts(self) -> None:
+        assert self.network is not None
+        register_hosts(self.cluster_id, [h.address for h in self.network.hosts.values()])
+
     def _remove_kernel_state(self) -> None:
-        """Remove the cluster's cgroups and unmount its filesystems; problems are said."""
+        """Remove the cluster's cgroups, unmount its filesystems and remove its pod network
+        (after the replicas are gone); problems are said."""
         problems = []
+        if self.network is not None:
+            problems += self.network.close()
+            unregister_hosts(self.cluster_id)
         if self.cgroups is not None:
             try:
                 self.cgroups.remove()
@@ -431,6 +525,7 @@ class LocalCluster(StartStopContext):
         if clock is not None:
             env = clock.env(env)
         return ReplicaSpec(
+            host=self._host(name),
             cgroup=self.cgroups.replica(name) if self.cgroups else None,
             clock=clock,
             registry=self.data_dir / SESSIONS_FILE if self.data_dir else None,
@@ -471,17 +566,20 @@ class LocalCluster(StartStopContext):
                 f"initdb failed: {last}",
                 fix="check the PostgreSQL install (`apt-get install postgresql`)",
             )
-        port = self.ports["postgres"]
+        port, address = self.ports["postgres"], self.address("postgres")
+        if self.network is not None:  # the harness (client) and the replicas: every host
+            with open(pgdata / "pg_hba.conf", "a") as hba:
+                hba.write(f"host all all {self.network.subnet} trust\n")
         command = [
             postgres, "-D", str(pgdata), "-p", str(port), "-k", str(sockets),
-            "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=400",
+            "-c", f"listen_addresses={address}", "-c", "max_connections=400",
             "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
             "-c", "shared_buffers=128MB",
         ]  # fmt: skip
         if disk_mb:  # WAL recycled well within the disk, so only the fault fills it
             wal = max(32, disk_mb // 4)
             command += ["-c", f"max_wal_size={wal}MB", "-c", "min_wal_size=32MB"]
-        dsn = f"postgresql://airflow@127.0.0.1:{port}/postgres"
+        dsn = f"postgresql://airflow@{address}:{port}/postgres"
         spec = self._spec(
             "postgres", "postgres", command, env=env, user=user, cwd=Path("/"),
             ports=(port,), readiness=checks.postgres_check(dsn),
@@ -497,23 +595,25 @@ class LocalCluster(StartStopContext):
         # no periodic saves and no AOF: a restart comes back empty, unless the snapshot
         # fault saved dump.rdb (then it comes back as it was then; prepare_repetition
         # removes the file, so one repetition's snapshot never reaches the next)
-        command = [redis, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+        command = [redis, "--port", str(port), "--bind", self.address("redis"), "--save", "",
                    "--appendonly", "no", "--dir", str(self.data_dir / "redis"),
                    "--dbfilename", REDIS_RDB, "--protected-mode", "no"]  # fmt: skip
         return self._spec("redis", "redis", command, ports=(port,),
-                          readiness=checks.redis_check(port))  # fmt: skip
+                          readiness=checks.redis_check(port, self.address("redis")))  # fmt: skip
 
     def _haproxy_spec(self, haproxy: str) -> ReplicaSpec:
         assert self.data_dir is not None
         config = self.data_dir / "haproxy.cfg"
-        servers = {n: self.ports[n] for n in self.api_server_urls}
-        self.lb_config = haproxy_config(self.ports["lb"], self.ports["lb_stats"], servers)
+        servers = {n: (self.address(n), self.ports[n]) for n in self.api_server_urls}
+        self.lb_config = haproxy_config(self.ports["lb"], self.ports["lb_stats"], servers,
+                                        bind=self.address("haproxy"))  # fmt: skip
         config.write_text(self.lb_config)
         self.lb_version = haproxy_version(haproxy)
         return self._spec(
             "haproxy", "haproxy", [haproxy, "-db", "-f", str(config)],
             ports=(self.ports["lb"], self.ports["lb_stats"]),
-            readiness=checks.http_check(self.ports["lb_stats"], "/stats"),
+            readiness=checks.http_check(self.ports["lb_stats"], "/stats",
+                                        host=self.address("haproxy")),
         )  # fmt: skip
 
     def airflow_env(self) -> dict[str, str]:
@@ -521,7 +621,8 @@ class LocalCluster(StartStopContext):
         assert self.airflow is not None and self.data_dir is not None
         if not hasattr(self, "_airflow_env"):
             home = self.data_dir / "airflow"
-            pg, lb = self.ports["postgres"], self.lb_url
+            pg, lb = f"{self.address('postgres')}:{self.ports['postgres']}", self.lb_url
+            redis = f"{self.address('redis')}:{self.ports['redis']}"
             env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
             env.update(
                 {
@@ -539,20 +640,17 @@ class LocalCluster(StartStopContext):
                     ).decode(),
                     "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
                     "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{lb}/execution/",
-                    "AIRFLOW__API__BASE_URL": lb,
+                    "AIRFLOW__API__BASE_URL": self.ui_url,  # the browser's URL
                     "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
                     "AIRFLOW__API__WORKERS": str(self.topology.api_server_workers),
                     "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),
                     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": (
-                        f"postgresql+psycopg2://airflow@127.0.0.1:{pg}/airflow"
+                        f"postgresql+psycopg2://airflow@{pg}/airflow"
                     ),
-                    "AIRFLOW__CELERY__BROKER_URL": f"redis://127.0.0.1:{self.ports['redis']}/0",
-                    "AIRFLOW__CELERY__RESULT_BACKEND": (
-                        f"db+postgresql://airflow@127.0.0.1:{pg}/airflow"
-                    ),
+                    "AIRFLOW__CELERY__BROKER_URL": f"redis://{redis}/0",
+                    "AIRFLOW__CELERY__RESULT_BACKEND": (f"db+postgresql://airflow@{pg}/airflow"),
                     "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(self.topology.worker_concurrency),
                     "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
-                    "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST": "127.0.0.1",
                     CLUSTER_VAR: self.cluster_id,
                 }
             )
@@ -564,9 +662,8 @@ class LocalCluster(StartStopContext):
         assert self.data_dir is not None and self.airflow is not None and self.logs_dir
         import psycopg
 
-        with psycopg.connect(
-            f"postgresql://airflow@127.0.0.1:{self.ports['postgres']}/postgres", autocommit=True
-        ) as conn:
+        admin = f"postgresql://airflow@{self.address('postgres')}:{self.ports['postgres']}/postgres"
+        with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute("CREATE DATABASE airflow")
         dags = self.data_dir / "dags"
         dags.mkdir()
@@ -594,21 +691,27 @@ class LocalCluster(StartStopContext):
         liveness = t.liveness
         for i in range(t.api_servers):
             name, port = f"api-server-{i}", self.ports[f"api-server-{i}"]
+            address = self._address_of(name)
             health = checks.all_of(
-                checks.http_check(port, "/execution/health"),
-                checks.http_check(port, "/api/v2/monitor/health"),
+                checks.http_check(port, "/execution/health", host=address),
+                checks.http_check(port, "/api/v2/monitor/health", host=address),
             )
             specs.append(self._spec(
                 name, "api-server",
-                [airflow, "api-server", "--host", "127.0.0.1", "--port", str(port),
+                [airflow, "api-server", "--host", address, "--port", str(port),
                  "--workers", str(t.api_server_workers)],
                 env=base, ports=(port,), readiness=health, liveness=health,
                 liveness_probe=liveness,
             ))  # fmt: skip
         for i in range(t.schedulers):
             name, port = f"scheduler-{i}", self.ports[f"scheduler-{i}"]
-            health = checks.http_check(port, "/health")
-            env = {**base, "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(port)}
+            address = self._address_of(name)
+            health = checks.http_check(port, "/health", host=address)
+            env = {
+                **base,
+                "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(port),
+                "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST": address,
+            }
             specs.append(self._spec(
                 name, "scheduler", [airflow, "scheduler"], env=env, ports=(port,),
                 readiness=health, liveness=health, liveness_probe=liveness,
@@ -629,7 +732,9 @@ class LocalCluster(StartStopContext):
         for i in range(t.workers):
             name, port = f"worker-{i}", self.ports[f"worker-{i}"]
             env = {**base, "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(port)}
-            ready = checks.log_line_check(r"@\S+ ready\.", then=checks.tcp_check(port))
+            ready = checks.log_line_check(
+                r"@\S+ ready\.", then=checks.tcp_check(port, self._address_of(name))
+            )
             specs.append(self._spec(
                 name, "worker",
                 [airflow, "celery", "worker", "--celery-hostname", f"{name}@%h",
@@ -639,6 +744,11 @@ class LocalCluster(StartStopContext):
                 stop_scope="leader",  # DUMB_INIT_SETSID=0, as Airflow prescribes for workers
             ))  # fmt: skip
         return specs
+
+    def _address_of(self, name: str) -> str:
+        """Replica ``name``'s address, its host made now if it has none yet (pod mode)."""
+        self._host(name)
+        return self.address(name)
 
     def _wait_ready(
         self,
@@ -676,10 +786,10 @@ class LocalCluster(StartStopContext):
     def _watch_lb(self) -> None:
         """Emit ``in_lb``/``out_of_lb`` when HAProxy's health checks move an api-server."""
         known: dict[str, bool] = {}
-        port = self.ports["lb_stats"]
+        port, host = self.ports["lb_stats"], self.address("haproxy")
         while not self._lb_watch_stop.wait(0.1):
             try:
-                states = lb_server_states(port)
+                states = lb_server_states(port, host=host)
             except (OSError, http.client.HTTPException, ValueError):
                 continue
             for name, up in states.items():
@@ -703,8 +813,10 @@ def haproxy_version(haproxy: str) -> str | None:
     return match.group(1) if match else None
 
 
-def haproxy_config(lb_port: int, stats_port: int, servers: dict[str, int]) -> str:
-    """HAProxy in front of the api-servers, health-checked every 500 ms.
+def haproxy_config(lb_port: int, stats_port: int, servers: dict[str, int | tuple[str, int]],
+                   bind: str = "127.0.0.1") -> str:  # fmt: skip
+    """HAProxy in front of the api-servers, health-checked every 500 ms; it listens on
+    ``bind``, and ``servers`` maps a name to a port on 127.0.0.1 or to (address, port).
 
     A request that could not be sent (connection refused or timed out) is retried on
     another server for every method (``option redispatch``). Layer-7 retries — a replay of
@@ -725,7 +837,7 @@ def haproxy_config(lb_port: int, stats_port: int, servers: dict[str, int]) -> st
         "    option redispatch",
         "    retry-on conn-failure empty-response response-timeout 502 503",
         "frontend api",
-        f"    bind 127.0.0.1:{lb_port}",
+        f"    bind {bind}:{lb_port}",
         "    default_backend api_servers",
         "backend api_servers",
         "    balance roundrobin",
@@ -740,9 +852,9 @@ def haproxy_config(lb_port: int, stats_port: int, servers: dict[str, int]) -> st
         "    option httpchk GET /execution/health",
         "    http-check expect status 200",
         "    default-server inter 500ms fall 2 rise 2",
-        *(f"    server {name} 127.0.0.1:{port} check" for name, port in servers.items()),
+        *(f"    server {name} {_endpoint(to)} check" for name, to in servers.items()),
         "listen stats",
-        f"    bind 127.0.0.1:{stats_port}",
+        f"    bind {bind}:{stats_port}",
         "    stats enable",
         "    stats uri /stats",
         "",
@@ -750,9 +862,14 @@ def haproxy_config(lb_port: int, stats_port: int, servers: dict[str, int]) -> st
     return "\n".join(lines)
 
 
-def lb_server_states(stats_port: int, timeout_s: float = 1.0) -> dict[str, bool]:
+def _endpoint(to: int | tuple[str, int]) -> str:
+    return f"127.0.0.1:{to}" if isinstance(to, int) else f"{to[0]}:{to[1]}"
+
+
+def lb_server_states(stats_port: int, timeout_s: float = 1.0,
+                     host: str = "127.0.0.1") -> dict[str, bool]:  # fmt: skip
     """{server name: in rotation?} from HAProxy's CSV stats."""
-    conn = http.client.HTTPConnection("127.0.0.1", stats_port, timeout=timeout_s)
+    conn = http.client.HTTPConnection(host, stats_port, timeout=timeout_s)
     try:
         conn.request("GET", "/stats;csv")
         body = conn.getresponse().read().decode()

@@ -1,29 +1,45 @@
 """Faults on the local platform: real signals to a replica's whole process tree, and its
-cgroup (CPU quota, memory limit, freezer), wall clock (libfaketime) and disk (a full tmpfs)."""
+cgroup (CPU quota, memory limit, freezer), wall clock (libfaketime), disk (a full tmpfs)
+and, with the topology's ``network: pod``, its links to other hosts of the cluster's pod
+network (partition, latency, loss, bandwidth; ``heal`` undoes them all)."""
 
 from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from harness.core.errors import HarnessError
 from harness.core.events import EventBus
 from harness.platform.base import record_fault
 from harness.platform.local.supervisor import Replica
 
+if TYPE_CHECKING:
+    from harness.platform.local.net import PodNetwork
+
+NETWORK_FIX = "run the harness as root with the topology's network: pod"
+
 
 class LocalNemesis:
     """Implements :class:`harness.platform.base.Nemesis` for a local cluster's replicas.
 
     ``replica`` looks a replica up by name (a :class:`HarnessError` for an unknown one);
-    ``bus`` takes the fault events.
+    ``bus`` takes the fault events; ``network``: the cluster's pod network (None: loopback,
+    network faults refused, ``network_note`` saying why), ``network_faults`` the cluster's
+    record of each target's active network faults (a nemesis is made per use, so the
+    record is the cluster's: :meth:`heal` finds what an earlier nemesis applied).
     """
 
-    def __init__(self, replica: Callable[[str], Replica], bus: EventBus) -> None:
+    def __init__(self, replica: Callable[[str], Replica], bus: EventBus, *,
+                 network: PodNetwork | None = None,
+                 network_faults: dict[str, list[str]] | None = None,
+                 network_note: str = "") -> None:  # fmt: skip
         self._replica = replica
         self._bus = bus
+        self._network = network
+        self._network_faults = network_faults if network_faults is not None else {}
+        self._network_note = network_note
 
     def _op(self, op: str, target: str, action, **fields: Any) -> dict[str, Any]:
         replica = self._replica(target)  # unknown target: a HarnessError, no event
@@ -195,6 +211,101 @@ class LocalNemesis:
     def disk_free(self, target: str) -> dict[str, Any]:
         return self._op("disk_free", target, lambda r: self._disk(r).free())
 
+    # -- network faults (pod network) --------------------------------------------------------
+    def _pod_network(self, op: str) -> PodNetwork:
+        if self._network is None:
+            why = f" ({self._network_note})" if self._network_note else ""
+            raise HarnessError(f"{op}: the cluster runs on loopback, with no pod network to "
+                               f"fault{why}", fix=NETWORK_FIX)  # fmt: skip
+        return self._network
+
+    def _net(self, op: str, target: str, peers: Sequence[str], apply, **fields: Any):
+        """Record ``op`` from ``target`` to ``peers`` (replica names, or ``client``: the
+        harness's own host); ``apply(network, a, b)`` returns the faults it made, whose
+        descriptions (with the rules applied) are the ``ok`` detail."""
+        peers = list(peers)
+
+        def act(replica):
+            network = self._pod_network(op)
+            unknown = [p for p in peers if p not in network.hosts]
+            if unknown:
+                hosts = sorted(network.hosts)
+                raise HarnessError(f"{op}: unknown peers {unknown}",
+                                   fix=f"use hosts of the network: {hosts}")  # fmt: skip
+            if target in peers:
+                raise HarnessError(f"{op}: {target} is its own peer", fix="remove it from peers")
+            made: list[dict[str, Any]] = []
+            try:
+                apply(network, [target], peers, made)
+            except BaseException:
+                for fault in reversed(made):
+                    network.heal(fault)
+                raise
+            self._network_faults.setdefault(target, []).extend(f["id"] for f in made)
+            return {"faults": made}
+
+        return self._op(op, target, act, peers=peers, **fields)
+
+    def partition(self, target: str, peers: Sequence[str], *, both_ways: bool = True,
+                  mode: str = "blackhole") -> dict[str, Any]:  # fmt: skip
+        """Traffic between ``target`` and ``peers`` cut (``both_ways``: in both directions,
+        else target → peers): dropped on the switch (``blackhole``) or rejected by the
+        receiving host (``reject``)."""
+
+        def apply(network, a, b, made):
+            made.append(network.partition(a, b, both_ways=both_ways, mode=mode))
+
+        return self._net("partition", target, peers, apply, both_ways=both_ways, mode=mode)
+
+    def latency(self, target: str, peers: Sequence[str], *, delay_ms: float,
+                jitter_ms: float = 0.0, both_ways: bool = True) -> dict[str, Any]:  # fmt: skip
+        """Packets from ``target`` to ``peers`` (and back, ``both_ways``) held ``delay_ms`` ±
+        ``jitter_ms`` on the way."""
+
+        def apply(network, a, b, made):
+            made.append(network.latency(a, b, delay_ms, jitter_ms or 0.0, both_ways=both_ways))
+
+        return self._net("latency", target, peers, apply, delay_ms=delay_ms,
+                         jitter_ms=jitter_ms, both_ways=both_ways)  # fmt: skip
+
+    def loss(self, target: str, peers: Sequence[str], *, percent: float,
+             both_ways: bool = True) -> dict[str, Any]:  # fmt: skip
+        """A random ``percent`` of the packets from ``target`` to ``peers`` (and back)
+        dropped."""
+
+        def apply(network, a, b, made):
+            made.append(network.loss(a, b, percent, both_ways=both_ways))
+
+        return self._net("loss", target, peers, apply, percent=percent, both_ways=both_ways)
+
+    def bandwidth(self, target: str, peers: Sequence[str], *, rate_kbit: float,
+                  both_ways: bool = True) -> dict[str, Any]:  # fmt: skip
+        """What ``target`` sends to ``peers`` limited to ``rate_kbit`` (shared), and with
+        ``both_ways`` what each peer sends to ``target`` too (each peer its own limit)."""
+        rate = max(1, round(rate_kbit))
+
+        def apply(network, a, b, made):
+            made.append(network.bandwidth(a, b, rate))
+            if both_ways:
+                for peer in b:
+                    made.append(network.bandwidth([peer], a, rate))
+
+        return self._net("bandwidth", target, peers, apply, rate_kbit=rate_kbit,
+                         both_ways=both_ways)  # fmt: skip
+
+    def heal(self, target: str) -> dict[str, Any]:
+        """Undo every network fault applied to ``target`` (none: nothing to do)."""
+
+        def act(replica):
+            network = self._pod_network("heal")
+            faults = self._network_faults.pop(target, [])
+            problems = [p for fault_id in reversed(faults) for p in network.heal(fault_id)]
+            if problems:
+                raise RuntimeError(f"heal {target}: {'; '.join(problems)}")
+            return {"healed": faults}
+
+        return self._op("heal", target, act)
+
     # -- state actions -----------------------------------------------------------------------
     def snapshot(self, target: str) -> dict[str, Any]:
         """Redis saves its dataset to its RDB file now (``SAVE``), as a periodic ``save``
@@ -206,16 +317,16 @@ class LocalNemesis:
                 raise HarnessError(f"snapshot {target}: only Redis has a snapshot to take",
                                    fix="target redis")  # fmt: skip
             self._running(replica)
-            return broker_snapshot(replica.spec.ports[0])
+            return broker_snapshot(replica.spec.ports[0], host=replica.spec.address)
 
         return self._op("snapshot", target, act)
 
 
-def broker_snapshot(port: int, queue: str = "default") -> dict[str, Any]:
-    """``SAVE`` on the Redis at ``port`` and what the RDB file now holds."""
+def broker_snapshot(port: int, queue: str = "default", host: str = "127.0.0.1") -> dict[str, Any]:
+    """``SAVE`` on the Redis at ``host:port`` and what the RDB file now holds."""
     import redis
 
-    client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=10)
+    client = redis.Redis(host=host, port=port, socket_timeout=10)
     try:
         client.save()
         where = client.config_get("dir")["dir"], client.config_get("dbfilename")["dbfilename"]

@@ -22,15 +22,18 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import pwd
 import signal
 import socket
 import subprocess
+import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.core.polling import poll
+from harness.platform.local import preexec
 from harness.platform.local.cgroups import ReplicaCgroup
 
 UNIT_VAR = "HA_BENCH_UNIT"
@@ -91,8 +94,14 @@ def signal_pids(pids: Iterable[int], sig: int) -> None:
             os.kill(pid, sig)
 
 
-def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
-    """True if a server could bind ``host:port`` now (SO_REUSEADDR, as servers bind)."""
+def port_is_free(port: int, host: str = "127.0.0.1", netns: str | None = None) -> bool:
+    """True if a server could bind ``host:port`` now (SO_REUSEADDR, as servers bind); with
+    ``netns``, inside that named network namespace (``host``: any address there)."""
+    if netns is not None:
+        try:
+            return _in_netns(netns, lambda: port_is_free(port, "0.0.0.0"))
+        except FileNotFoundError:  # the namespace is gone (a network torn down): nothing binds
+            return True
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -102,6 +111,34 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
                 return False
             raise
     return True
+
+
+def _in_netns(netns: str, action: Callable[[], bool]) -> bool:
+    """``action`` run in a new thread that entered ``netns`` first: ``setns(2)`` changes
+    only the calling thread's namespace, and the thread ends with it (a socket keeps the
+    namespace it was made in), so the rest of the process never sees the switch."""
+    import ctypes
+
+    result: list[bool | BaseException] = []
+
+    def run() -> None:
+        try:
+            fd = os.open(f"/run/netns/{netns}", os.O_RDONLY)
+            try:
+                if ctypes.CDLL(None, use_errno=True).setns(fd, 0x40000000) != 0:  # CLONE_NEWNET
+                    raise OSError(ctypes.get_errno(), f"cannot enter {netns}")
+            finally:
+                os.close(fd)
+            result.append(action())
+        except BaseException as exc:
+            result.append(exc)
+
+    thread = threading.Thread(target=run, name=f"netns-{netns}", daemon=True)
+    thread.start()
+    thread.join()
+    if isinstance(result[0], BaseException):
+        raise result[0]
+    return bool(result[0])
 
 
 def free_port(host: str = "127.0.0.1", exclude: set[int] | None = None) -> int:
@@ -224,20 +261,28 @@ def start_unit(
     user: str | None = None,
     registry: Path | None = None,
     cgroup: ReplicaCgroup | None = None,
+    netns: str | None = None,
 ) -> Unit:
     """Start ``command`` in a new session with the unit marker, output appended to ``log_path``.
 
     The session id is appended to ``registry``, so a watchdog can find the unit's
     processes even if the harness dies. With a ``cgroup``, the leader joins it before it
     execs ``command`` (and drops to ``user`` after joining): nothing escapes by forking early.
+    With ``netns`` (a named network namespace: the replica's pod-network host), the leader
+    enters it before it execs, after the cgroup and before dropping to ``user``
+    (:mod:`.preexec`; same PID and session: the command is the session leader).
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     full_env = {**env, UNIT_VAR: unit_id}
     oom_base = None
     if cgroup is not None:
-        command = cgroup.join_command(command, user)
+        command = cgroup.join_command(command, user, netns)
         user = None  # the join step drops privileges itself, after writing cgroup.procs
         oom_base = cgroup.oom_kills()
+    elif netns is not None:
+        uid = pwd.getpwnam(user).pw_uid if user else None
+        command = preexec.command(command, uid=uid, netns=netns)
+        user = None
     with open(log_path, "ab") as log:
         offset = log.tell()
         wall, mono = time.time(), time.monotonic()

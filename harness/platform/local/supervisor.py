@@ -16,6 +16,10 @@ with memory accounting. With :meth:`Replica.set_oom_group` an OOM kill takes the
 replica, as Kubernetes has it on cgroup v2 (``memory.oom.group``): by the kernel where it
 can, else by this supervisor as soon as the kill is seen.
 
+With a pod-network host (``ReplicaSpec.host``), every incarnation runs in the host's
+network namespace (entered by the unit's pre-exec step, :mod:`.preexec`), and the ports
+it waits to be free are those of that namespace.
+
 When the main process of a unit exits, the rest of the unit is killed too — a container
 ends with its PID 1 — and the replacement starts only once no old process is left and
 its ports are free again.
@@ -31,6 +35,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.core.events import EventBus
 from harness.core.history import now
@@ -40,6 +45,9 @@ from harness.platform.local.cgroups import ReplicaCgroup
 from harness.platform.local.clock import SkewableClock
 from harness.platform.local.disk import SizedDisk
 from harness.platform.local.process import Unit, port_is_free, start_unit
+
+if TYPE_CHECKING:
+    from harness.platform.local.net import Host
 
 Check = Callable[[Unit, float], bool]
 """A readiness/liveness check: (current unit, timeout seconds) -> healthy?"""
@@ -68,6 +76,16 @@ class ReplicaSpec:
     cgroup: ReplicaCgroup | None = None  # every incarnation runs in it (None: /proc scan)
     clock: SkewableClock | None = None  # its wall clock can be skewed (libfaketime)
     disk: SizedDisk | None = None  # the size-limited filesystem it keeps its data on
+    host: Host | None = None  # its pod-network host: every incarnation runs in its namespace
+
+    @property
+    def address(self) -> str:
+        """Where it listens and is reached: its host's address, else 127.0.0.1."""
+        return self.host.address if self.host is not None else "127.0.0.1"
+
+    @property
+    def netns(self) -> str | None:
+        return self.host.netns if self.host is not None else None
 
 
 class Replica:
@@ -202,11 +220,11 @@ class Replica:
 
     def _wait_ports_free(self, timeout_s: float = 30.0) -> None:
         if not poll(
-            lambda: all(port_is_free(p) for p in self.spec.ports),
+            lambda: all(port_is_free(p, netns=self.spec.netns) for p in self.spec.ports),
             timeout_s=timeout_s,
             interval_s=0.05,
         ):
-            busy = [p for p in self.spec.ports if not port_is_free(p)]
+            busy = [p for p in self.spec.ports if not port_is_free(p, netns=self.spec.netns)]
             self._emit("restarting", detail=f"ports still busy: {busy}")
 
     def _launch(self) -> Unit:
@@ -223,6 +241,7 @@ class Replica:
                 user=self.spec.user,
                 registry=self.spec.registry,
                 cgroup=self.spec.cgroup,
+                netns=self.spec.netns,
             )
         self._emit("starting")
         return self.unit

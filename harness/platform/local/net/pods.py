@@ -6,8 +6,16 @@ bridge. Addresses come from one /24 of 10.213.0.0/16 that no address or route of
 namespace and no other named namespace overlaps (the chosen subnet is kept as the bridge's
 alias, ``ha-bench 10.213.X.0/24``, so a concurrent cluster sees it). No default route,
 IPv6 off in every namespace of the network (IPv4 only, so the IPv4 rules are the whole
-story), and nothing added to the root namespace. Everything is named by the cluster id,
-so :func:`remove_cluster_network` finds it after a crash.
+story), and nothing added to the root namespace — unless a *node host* is added
+(:meth:`PodNetwork.add_node_host`): the root namespace itself as a host of the network (the
+harness's clients: readiness checks, prober, Locust, workload driver), through one veth
+``hb<hash>`` (alias ``ha-bench-node <cluster id>``) with an address of the subnet. That adds
+only the link and its connected /24 route to the root namespace: no default route into the
+network, no forwarding, no rule; it goes with the switch namespace (a veth pair dies with
+either end). Faults never change the root namespace, so those that would act in the node
+host's namespace — latency or a bandwidth limit *from* it, a ``reject`` partition *to* it —
+are refused; blackhole partitions and loss (on the switch) work both ways. Everything is
+named by the cluster id, so :func:`remove_cluster_network` finds it after a crash.
 """
 
 from __future__ import annotations
@@ -28,7 +36,12 @@ from pyroute2 import IPRoute, netns
 
 from harness.core.errors import HarnessError
 from harness.platform.local.net import delay, ns, rules, shaping
-from harness.platform.local.net.cleanup import cluster_namespaces, remove_cluster_network
+from harness.platform.local.net.cleanup import (
+    NODE_ALIAS,
+    cluster_namespaces,
+    node_link_name,
+    remove_cluster_network,
+)
 
 POOL = ipaddress.ip_network("10.213.0.0/16")
 ALIAS = "ha-bench "  # the bridge's alias: "ha-bench <subnet>"
@@ -64,16 +77,22 @@ class Host:
     """
 
     name: str
-    netns: str
+    netns: str | None  # None: the node host, the root namespace (see PodNetwork.add_node_host)
     address: str
 
     @property
+    def node(self) -> bool:
+        """The root namespace (the harness's own host), not a namespace of its own."""
+        return self.netns is None
+
+    @property
     def exec_prefix(self) -> list[str]:
-        return ns.exec_prefix(self.netns)
+        return ns.exec_prefix(self.netns) if self.netns is not None else []
 
     def enter(self) -> None:
         """Move the calling process into this host's namespace (never creates one)."""
-        netns.setns(self.netns, flags=0)
+        if self.netns is not None:
+            netns.setns(self.netns, flags=0)
 
 
 @dataclass
@@ -202,6 +221,45 @@ class PodNetwork:
         self.hosts[name] = host
         return host
 
+    def add_node_host(self, name: str = "client") -> Host:
+        """The root namespace as host ``name`` (see the module docstring): one veth from it
+        into the bridge with the next address of the subnet, IPv6 off on it."""
+        if not _NAME.match(name) or name == SWITCH or name in self.hosts:
+            raise HarnessError(f"bad or taken host name {name!r} for the node host")
+        if any(h.node for h in self.hosts.values()):
+            raise HarnessError(f"{self.cluster_id}'s network already has a node host")
+        number = len(self.hosts) + 1
+        if number > 253:
+            raise HarnessError("a pod network has at most 253 hosts")
+        host = Host(name, None, str(self.subnet[number]))
+        link, port = node_link_name(self.cluster_id), f"p{number}"
+        with IPRoute() as ip:
+            ip.link("add", ifname=link, kind="veth",
+                    peer={"ifname": port, "net_ns_fd": self.switch})  # fmt: skip
+            index = ip.link_lookup(ifname=link)[0]
+            with contextlib.suppress(OSError):  # absent when the kernel has no IPv6
+                Path(f"/proc/sys/net/ipv6/conf/{link}/disable_ipv6").write_text("1")
+            ip.link("set", index=index, ifalias=f"{NODE_ALIAS}{self.cluster_id}")
+            ip.addr("add", index=index, address=host.address, prefixlen=24)
+            ip.link("set", index=index, state="up")
+        with IPRoute(netns=self.switch) as ip:
+            index = ip.link_lookup(ifname=port)[0]
+            ip.link("set", index=index, master=ip.link_lookup(ifname=BRIDGE)[0],
+                    ifalias=name, state="up")  # fmt: skip
+        self.hosts[name] = host
+        return host
+
+    def _not_node(self, names: list[str], what: str) -> None:
+        """Refuse a fault that would change the node host's (the root) namespace."""
+        node = [n for n in names if n in self.hosts and self.hosts[n].node]
+        if node:
+            raise HarnessError(
+                f"{what} would change {node[0]}'s namespace, the root namespace of the "
+                "harness itself, which the pod network never changes",
+                fix=f"choose the other direction (both_ways: false, with {node[0]} as a peer "
+                "of a replica) or a blackhole partition / loss, which act on the switch",
+            )
+
     def _addresses(self, names: list[str]) -> list[str]:
         unknown = [n for n in names if n not in self.hosts]
         if unknown or not names:
@@ -239,6 +297,8 @@ class PodNetwork:
         if mode not in ("blackhole", "reject"):
             raise HarnessError(f"unknown partition mode {mode!r}", fix="blackhole or reject")
         addr_a, addr_b = self._addresses(a), self._addresses(b)
+        if mode == "reject":
+            self._not_node(b + (a if both_ways else []), "a reject partition to it")
         where = "switch bridge forward" if mode == "blackhole" else "destination inet input"
         detail = {"a": a, "b": b, "both_ways": both_ways, "mode": mode, "where": where}
         fault_id, fault = self._add("partition", {**detail, "rules": []})
@@ -282,8 +342,9 @@ class PodNetwork:
         if delay_ms < 0 or not 0 <= jitter_ms <= delay_ms:
             raise HarnessError(f"bad latency {delay_ms} ± {jitter_ms} ms",
                                fix="0 <= jitter_ms <= delay_ms")  # fmt: skip
-        binary = delay.iptables()
         addr_a, addr_b = self._addresses(a), self._addresses(b)
+        self._not_node(a + (b if both_ways else []), "latency from it")
+        binary = delay.iptables()
         detail = {"a": a, "b": b, "delay_ms": delay_ms, "jitter_ms": jitter_ms,
                   "both_ways": both_ways, "mechanism": f"{binary} NFQUEUE",
                   "netem": shaping.netem_available(self.switch)}  # fmt: skip
@@ -319,6 +380,7 @@ class PodNetwork:
         if rate_kbit <= 0:
             raise HarnessError(f"bad rate {rate_kbit} kbit/s")
         self._addresses(a)
+        self._not_node(a, "a bandwidth limit on it")
         addr_b = self._addresses(b) if b is not None else None
         busy = [n for f in self._faults.values() if f.detail["op"] == "bandwidth"
                 for n in f.detail["a"] if n in a]  # fmt: skip

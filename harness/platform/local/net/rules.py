@@ -36,7 +36,7 @@ def drop_chain(table: str, chain: str, pairs: list[tuple[list[str], list[str]]],
     rules = []
     for src, dst in pairs:
         match = f"ether type ip ip saddr {_set(src)} ip daddr {_set(dst)}"
-        if percent is not None:
+        if percent is not None and percent < 100:  # 100 %: all (nft refuses "< 10000")
             match += f" numgen random mod 10000 < {round(percent * 100)}"
         rules.append(f"    {match} drop")
     return (f"table bridge {table} {{\n  chain {chain} {{\n"
