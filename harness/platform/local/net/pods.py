@@ -35,6 +35,7 @@ from typing import Any
 from pyroute2 import IPRoute, netns
 
 from harness.core.errors import HarnessError
+from harness.core.polling import poll
 from harness.platform.local.net import delay, ns, rules, shaping
 from harness.platform.local.net.cleanup import (
     NODE_ALIAS,
@@ -208,10 +209,19 @@ class PodNetwork:
         host = Host(name, f"{self.cluster_id}-{name}", str(self.subnet[number]))
         self._namespace(host.netns)
         port = f"p{number}"
+        # made from inside the new host, its peer moved to the (older) switch namespace:
+        # made from the switch's side, naming the new host's namespace, it failed once in
+        # three real bring-ups (FileNotFoundError for /var/run/netns/<host>, a file that
+        # existed); this way nothing depends on a just-made namespace file being seen
+        with IPRoute(netns=host.netns) as ip:
+            ip.link("add", ifname="eth0", kind="veth",
+                    peer={"ifname": port, "net_ns_fd": self.switch})  # fmt: skip
         with IPRoute(netns=self.switch) as ip:
-            ip.link("add", ifname=port, kind="veth",
-                    peer={"ifname": "eth0", "net_ns_fd": host.netns})  # fmt: skip
-            index = ip.link_lookup(ifname=port)[0]
+            index = poll(lambda: (ip.link_lookup(ifname=port) or [None])[0], timeout_s=5,
+                         interval_s=0.05)  # fmt: skip
+            if index is None:
+                raise HarnessError(f"the switch never saw {name}'s port {port}",
+                                   fix=f"check `ip -n {self.switch} link`")  # fmt: skip
             ip.link("set", index=index, master=ip.link_lookup(ifname=BRIDGE)[0],
                     ifalias=name, state="up")  # fmt: skip
         with IPRoute(netns=host.netns) as ip:
