@@ -22,7 +22,18 @@ UNDO = {
 }
 
 TARGET_STAYS_UP = frozenset(
-    {"none", "cpu_throttle", "memory_limit", "clock_skew", "disk_fill", "snapshot"}
+    {
+        "none",
+        "cpu_throttle",
+        "memory_limit",
+        "clock_skew",
+        "disk_fill",
+        "snapshot",
+        "partition",
+        "latency",
+        "loss",
+        "bandwidth",
+    }
 )
 
 # Ops that prepare a later fault and change nothing a client sees (a broker snapshot that a
