@@ -223,6 +223,19 @@ def resize_patch(
     return {"spec": {"containers": [{"name": container, "resources": {"limits": limits}}]}}
 
 
+def require_in_scope(pod: Mapping[str, Any], namespace: str, labels: Mapping[str, str]) -> None:
+    """A :class:`HarnessError` unless ``pod`` is in ``namespace`` with every one of ``labels``
+    (the harness's scope: faults touch only the cluster under test)."""
+    meta = _meta(pod)
+    have = meta.get("labels") or {}
+    if meta.get("namespace") != namespace or any(have.get(k) != v for k, v in labels.items()):
+        raise HarnessError(
+            f"refusing a fault on pod {meta.get('namespace')}/{meta.get('name')}: outside "
+            f"the harness's scope (namespace {namespace!r}, labels {dict(labels)})",
+            fix="target a replica of the cluster under test",
+        )
+
+
 # -- the faults ----------------------------------------------------------------------------
 class ChaosMesh:
     """Chaos Mesh faults on the harness's pods: objects made in ``namespace`` with
@@ -246,16 +259,7 @@ class ChaosMesh:
             )
 
     def _check_pod(self, pod: Mapping[str, Any]) -> None:
-        meta = _meta(pod)
-        have = meta.get("labels") or {}
-        if meta.get("namespace") != self.namespace or any(
-            have.get(k) != v for k, v in self.labels.items()
-        ):
-            raise HarnessError(
-                f"refusing a fault on pod {meta.get('namespace')}/{meta.get('name')}: outside "
-                f"the harness's scope (namespace {self.namespace!r}, labels {self.labels})",
-                fix="target a replica of the cluster under test",
-            )
+        require_in_scope(pod, self.namespace, self.labels)
 
     def _create(self, obj: dict[str, Any]) -> dict[str, Any]:
         self.api.create(obj)

@@ -40,6 +40,7 @@ from harness.platform.kubernetes.chaosmesh import (
     HOLD_MARGIN_S,
     INSTALL_FIX,
     go_duration,
+    require_in_scope,
 )
 
 NETWORK_CHAOS_CRD = "networkchaos.chaos-mesh.org"
@@ -201,17 +202,7 @@ class NetworkFaults:
             raise HarnessError("a network fault needs pods on both sides",
                                fix="name replicas that are running")  # fmt: skip
         for pod in pods:
-            meta = _meta(pod)
-            have = meta.get("labels") or {}
-            if meta.get("namespace") != self.namespace or any(
-                have.get(k) != v for k, v in self.labels.items()
-            ):
-                raise HarnessError(
-                    f"refusing a network fault on pod {meta.get('namespace')}/"
-                    f"{meta.get('name')}: outside the harness's scope (namespace "
-                    f"{self.namespace!r}, labels {self.labels})",
-                    fix="target replicas of the cluster under test",
-                )
+            require_in_scope(pod, self.namespace, self.labels)
 
     def partition(
         self,
