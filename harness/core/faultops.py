@@ -7,6 +7,8 @@ undo), so a new held op is added in one place.
 
 from __future__ import annotations
 
+NETWORK_OPS = ("partition", "latency", "loss", "bandwidth")  # between target and peers
+
 UNDO = {
     "pause": "resume",
     "stop_service": "start_service",
@@ -15,25 +17,13 @@ UNDO = {
     "memory_limit": "memory_clear",
     "clock_skew": "clock_reset",
     "disk_fill": "disk_free",
-    "partition": "heal",
-    "latency": "heal",
-    "loss": "heal",
-    "bandwidth": "heal",
+    **dict.fromkeys(NETWORK_OPS, "heal"),  # heal undoes every network fault of its target
 }
 
+# Ops that leave their target up by design (a gray failure, a state action): their `ok`
+# event, recorded once the nemesis verified the effect, confirms them — not an outage.
 TARGET_STAYS_UP = frozenset(
-    {
-        "none",
-        "cpu_throttle",
-        "memory_limit",
-        "clock_skew",
-        "disk_fill",
-        "snapshot",
-        "partition",
-        "latency",
-        "loss",
-        "bandwidth",
-    }
+    {"none", "cpu_throttle", "memory_limit", "clock_skew", "disk_fill", "snapshot", *NETWORK_OPS}
 )
 
 # Ops that prepare a later fault and change nothing a client sees (a broker snapshot that a

@@ -19,12 +19,12 @@ import time
 from typing import Any, Protocol
 
 from harness.core.errors import HarnessError
-from harness.core.faultops import UNDO
+from harness.core.faultops import NETWORK_OPS, UNDO
 from harness.platform.base import Cluster, record_fault
 
 # a network fault's arguments besides peers and both_ways (fields of the experiment's Fault)
-NETWORK = {"partition": ("mode",), "latency": ("delay_ms", "jitter_ms"), "loss": ("percent",),
-           "bandwidth": ("rate_kbit",)}  # fmt: skip
+NETWORK_ARGS = {"partition": ("mode",), "latency": ("delay_ms", "jitter_ms"),
+                "loss": ("percent",), "bandwidth": ("rate_kbit",)}  # fmt: skip
 
 
 class FaultLike(Protocol):
@@ -46,9 +46,9 @@ def arguments(fault: FaultLike) -> dict[str, Any]:
                 "oom_group": bool(getattr(fault, "oom_group", False))}  # fmt: skip
     if op == "clock_skew":
         return {"seconds": getattr(fault, "skew_s", None)}
-    if op in NETWORK:
+    if op in NETWORK_OPS:
         out: dict[str, Any] = {"both_ways": bool(getattr(fault, "both_ways", True))}
-        out.update({k: getattr(fault, k, None) for k in NETWORK[op]})
+        out.update({k: getattr(fault, k, None) for k in NETWORK_ARGS[op]})
         return out
     return {}
 
@@ -109,7 +109,7 @@ def inject(
             fix="run this experiment on a platform that supports it (see `ha-bench list`)",
         )
     kwargs = arguments(fault)
-    if fault.op in NETWORK:
+    if fault.op in NETWORK_OPS:
         kwargs["peers"] = peers(fault, cluster)
     if undo and _takes_hold(action):
         kwargs["hold_s"] = fault.hold_s

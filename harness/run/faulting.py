@@ -81,8 +81,7 @@ def scheduled_faults(
     plan: list[Any]
     if schedule.steps:
         plan = list(schedule.steps)
-        detail = [s.model_dump(mode="json", exclude_defaults=True) | {"at_s": s.at_s}
-                  for s in plan]  # fmt: skip
+        detail = [s.model_dump(mode="json", exclude_defaults=True) for s in plan]
         writer.append("marker", name="sequence", detail={"faults": detail})
     else:
         assert schedule.duration_s is not None

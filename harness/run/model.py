@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from harness.check.hypothesis import Hypothesis
 from harness.core.airflow_api import LIVENESS
+from harness.core.faultops import NETWORK_OPS
 
 FaultOp = Literal[
     "none",
@@ -36,7 +37,6 @@ FaultOp = Literal[
 _NEEDS = {"cpu_throttle": "cores", "memory_limit": "bytes", "clock_skew": "skew_s",
           "partition": "peers", "latency": "delay_ms", "loss": "percent",
           "bandwidth": "rate_kbit"}  # fmt: skip
-NETWORK_OPS = ("partition", "latency", "loss", "bandwidth")
 
 
 class Fault(BaseModel):

@@ -39,6 +39,7 @@ from harness.platform.kubernetes.chaosmesh import (
     API_VERSION,
     HOLD_MARGIN_S,
     INSTALL_FIX,
+    chaos_name,
     go_duration,
     require_in_scope,
 )
@@ -146,12 +147,11 @@ def network_chaos(
     """A NetworkChaos ``action`` (``delay``, ``loss``, ``bandwidth``) on the pods of side
     ``a`` for traffic to side ``b`` (``both``: either way); ``settings`` is the action's
     block (``{"latency": "100ms"}``, ...)."""
-    n = next(_ids)
     return {
         "apiVersion": API_VERSION,
         "kind": "NetworkChaos",
         "metadata": {
-            "name": name or f"hab-net-{action}-{n}",
+            "name": name or chaos_name(f"net-{action}", _name(pods_a[0])),
             "namespace": namespace,
             "labels": {**labels, "ha-bench/fault": "true"},
         },

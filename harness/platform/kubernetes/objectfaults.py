@@ -67,44 +67,52 @@ class ObjectFaults:
             undo(m)
         return {"undone": [m.get("name") for m in made]}
 
+    def _make(self, op: str, kind: str, target: str,
+              create: Callable[[dict[str, Any]], Mapping[str, Any]],
+              **fields: Any) -> dict[str, Any]:  # fmt: skip
+        """Fault ``op``: ``create`` on the target's pod, remembered for its undo."""
+
+        def act(pod: dict[str, Any]) -> dict[str, Any]:
+            return self._remember(kind, self.state.require_replica(target), create(pod))
+
+        return self._pod_op(op, target, act, **fields)
+
+    def _unmake(self, op: str, kind: str, target: str,
+                undo: Callable[[Mapping[str, Any]], None]) -> dict[str, Any]:  # fmt: skip
+        """Undo ``op``: ``undo`` on what the target's faults of ``kind`` made."""
+        return self._op(op, target, lambda: self._forget(kind, target, undo))
+
     # -- resource and clock --------------------------------------------------------------
     def clock_skew(self, target: str, seconds: float, hold_s: float = 0.0) -> dict[str, Any]:
-        def act(pod):
-            made = self.chaos.clock_skew(pod, seconds, hold_s=hold_s)
-            return self._remember("chaos", self.state.require_replica(target), made)
-
-        return self._pod_op("clock_skew", target, act, skew_s=seconds)
+        return self._make("clock_skew", "chaos", target,
+                          lambda pod: self.chaos.clock_skew(pod, seconds, hold_s=hold_s),
+                          skew_s=seconds)  # fmt: skip
 
     def clock_reset(self, target: str) -> dict[str, Any]:
-        return self._op("clock_reset", target, lambda: self._forget("chaos", target,
-                                                                    self.chaos.clear))  # fmt: skip
+        return self._unmake("clock_reset", "chaos", target, self.chaos.clear)
 
     def cpu_throttle(self, target: str, cores: float, hold_s: float = 0.0) -> dict[str, Any]:
-        def act(pod):
-            made = self.chaos.cpu_throttle(pod, cores, hold_s=hold_s)
-            return self._remember("chaos", self.state.require_replica(target), made)
-
-        return self._pod_op("cpu_throttle", target, act, cores=cores)
+        return self._make("cpu_throttle", "chaos", target,
+                          lambda pod: self.chaos.cpu_throttle(pod, cores, hold_s=hold_s),
+                          cores=cores)  # fmt: skip
 
     def cpu_clear(self, target: str) -> dict[str, Any]:
-        return self._op("cpu_clear", target, lambda: self._forget("chaos", target,
-                                                                  self.chaos.clear))  # fmt: skip
+        return self._unmake("cpu_clear", "chaos", target, self.chaos.clear)
 
     def memory_limit(self, target: str, limit: int, oom_group: bool = False) -> dict[str, Any]:
         """The first container's memory limit resized in place (the kubelet refuses a limit
         below the usage). On cgroup v2 the kubelet sets ``memory.oom.group``: an OOM kill
         takes the whole container whatever ``oom_group`` asks (recorded)."""
 
-        def act(pod):
+        def resize(pod: dict[str, Any]) -> dict[str, Any]:
             container = (pod.get("spec") or {}).get("containers", [{}])[0]
             before = ((container.get("resources") or {}).get("limits") or {}).get("memory")
             self.api.resize_pod(pod, resize_patch(container["name"], memory_bytes=limit))
-            made = {"name": pod["metadata"]["name"], "container": container["name"],
-                    "limit_before": before}  # fmt: skip
-            self._remember("resize", self.state.require_replica(target), made)
-            return {**made, "oom_group_requested": oom_group}
+            return {"name": pod["metadata"]["name"], "container": container["name"],
+                    "limit_before": before, "oom_group_requested": oom_group}  # fmt: skip
 
-        return self._pod_op("memory_limit", target, act, bytes=limit, oom_group=oom_group)
+        return self._make("memory_limit", "resize", target, resize, bytes=limit,
+                          oom_group=oom_group)  # fmt: skip
 
     def memory_clear(self, target: str) -> dict[str, Any]:
         def undo(made: Mapping[str, Any]) -> None:
@@ -121,7 +129,7 @@ class ObjectFaults:
             body = {"spec": {"containers": [{"name": made["container"], "resources": limits}]}}
             self.api.resize_pod(pod, body)
 
-        return self._op("memory_clear", target, lambda: self._forget("resize", target, undo))
+        return self._unmake("memory_clear", "resize", target, undo)
 
     # -- network -------------------------------------------------------------------------
     def _pods(self, names: Sequence[str]) -> list[dict[str, Any]]:
@@ -135,11 +143,8 @@ class ObjectFaults:
         return out
 
     def _network(self, op: str, target: str, peers: Sequence[str], build, **fields: Any):
-        def act(pod):
-            made = build([pod], self._pods(peers))
-            return self._remember("network", self.state.require_replica(target), made)
-
-        return self._pod_op(op, target, act, peers=list(peers), **fields)
+        return self._make(op, "network", target, lambda pod: build([pod], self._pods(peers)),
+                          peers=list(peers), **fields)  # fmt: skip
 
     def partition(self, target: str, peers: Sequence[str], *, both_ways: bool = True,
                   mode: str = "blackhole") -> dict[str, Any]:  # fmt: skip
@@ -174,5 +179,4 @@ class ObjectFaults:
 
     def heal(self, target: str) -> dict[str, Any]:
         """Undo every network fault on ``target`` (objects deleted, labels removed)."""
-        return self._op("heal", target, lambda: self._forget("network", target,
-                                                             self.network.clear))  # fmt: skip
+        return self._unmake("heal", "network", target, self.network.clear)
