@@ -89,17 +89,16 @@ def _definition(rep: Path) -> dict[str, Any]:
         return {}
 
 
-def _expectations(rep: Path) -> dict[str, bool]:
-    definition = _definition(rep)
+def _expectations(definition: dict[str, Any]) -> dict[str, bool]:
     return {key: bool(definition.get(key, False))
             for key in ("expect_lost", "expect_duplicates")}  # fmt: skip
 
 
-def _stuck_after(rep: Path, given: float | None) -> float:
+def _stuck_after(definition: dict[str, Any], given: float | None) -> float:
     """``given``, else the experiment's own ``stuck_after_s``, else 120 s."""
     if given is not None:
         return given
-    value = _definition(rep).get("stuck_after_s")
+    value = definition.get("stuck_after_s")
     return float(value) if isinstance(value, int | float) else DEFAULT_STUCK_AFTER_S
 
 
@@ -120,7 +119,8 @@ def load_ledger(rep: Path) -> list[dict[str, Any]] | None:
 def check_repetition_dir(rep: Path, *, stuck_after_s: float | None = None) -> RepetitionCheck:
     """The checkers on one recorded repetition (expectations and, unless given, the stuck
     bound from its experiment)."""
-    expectations = _expectations(rep)
+    definition = _definition(rep)  # the summary is read once: it holds every repetition
+    expectations = _expectations(definition)
     history, ledger = load_history(rep), load_ledger(rep)
     missing = ([] if history is not None else [f"no {PARQUET} or {HISTORY_DIR}/*.jsonl"]) + (
         [] if ledger is not None else [f"no {LEDGER}"]
@@ -128,8 +128,8 @@ def check_repetition_dir(rep: Path, *, stuck_after_s: float | None = None) -> Re
     if missing:
         return RepetitionCheck(rep, None, missing, expectations)
     assert history is not None and ledger is not None
-    result = check_repetition(history, ledger, stuck_after_s=_stuck_after(rep, stuck_after_s),
-                              **expectations)  # fmt: skip
+    bound = _stuck_after(definition, stuck_after_s)
+    result = check_repetition(history, ledger, stuck_after_s=bound, **expectations)
     return RepetitionCheck(rep, result, [], expectations)
 
 
