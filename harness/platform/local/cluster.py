@@ -202,7 +202,13 @@ class LocalCluster(StartStopContext):
 
     @property
     def dsn(self) -> str:
-        return f"postgresql://airflow@{self.address('postgres')}:{self.ports['postgres']}/airflow"
+        return self._dsn("airflow")
+
+    def _dsn(self, database: str) -> str:
+        """PostgreSQL's URL for ``database``, at its address (pod or loopback)."""
+        return (
+            f"postgresql://airflow@{self.address('postgres')}:{self.ports['postgres']}/{database}"
+        )
 
     def components(self, component: str) -> list[Replica]:
         return [r for r in self.replicas.values() if r.component == component]
@@ -579,7 +585,7 @@ class LocalCluster(StartStopContext):
         if disk_mb:  # WAL recycled well within the disk, so only the fault fills it
             wal = max(32, disk_mb // 4)
             command += ["-c", f"max_wal_size={wal}MB", "-c", "min_wal_size=32MB"]
-        dsn = f"postgresql://airflow@{address}:{port}/postgres"
+        dsn = self._dsn("postgres")
         spec = self._spec(
             "postgres", "postgres", command, env=env, user=user, cwd=Path("/"),
             ports=(port,), readiness=checks.postgres_check(dsn),
@@ -662,8 +668,7 @@ class LocalCluster(StartStopContext):
         assert self.data_dir is not None and self.airflow is not None and self.logs_dir
         import psycopg
 
-        admin = f"postgresql://airflow@{self.address('postgres')}:{self.ports['postgres']}/postgres"
-        with psycopg.connect(admin, autocommit=True) as conn:
+        with psycopg.connect(self._dsn("postgres"), autocommit=True) as conn:
             conn.execute("CREATE DATABASE airflow")
         dags = self.data_dir / "dags"
         dags.mkdir()
