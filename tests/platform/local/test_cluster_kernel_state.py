@@ -20,6 +20,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import servicesonly
 
 from harness.core.topology import Topology
 from harness.platform.local.cgroups import detect
@@ -45,34 +46,20 @@ CLOCKS = (
     "    time.sleep(0.1)\n"
 )
 
-SERVICES_ONLY = textwrap.dedent(
+SERVICES_ONLY = servicesonly.source(
     """
-    import sys
-    from harness.platform.local.cluster import LocalCluster
-
-    def _no_airflow(self):  # the services only: no `airflow db migrate`
-        pass
-
     def _stand_ins(self):
         clocks = self.data_dir / "clocks.json"
         return [self._spec("scheduler-0", "scheduler",
                            [sys.executable, "-c", CLOCKS, str(clocks)])]
     """
 )
-# applied only in the harness subprocess; in this process monkeypatch applies (and undoes) it
-APPLY_SERVICES_ONLY = textwrap.dedent(
-    """
-    LocalCluster._prepare_airflow = _no_airflow
-    LocalCluster._airflow_specs = _stand_ins
-    """
-)
+# applied only in a harness subprocess; in this process monkeypatch applies (and undoes) it
+APPLY_SERVICES_ONLY = servicesonly.APPLY
 
 
 def _services_only(monkeypatch) -> None:
-    space: dict = {"CLOCKS": CLOCKS}
-    exec(SERVICES_ONLY, space)
-    monkeypatch.setattr(LocalCluster, "_prepare_airflow", space["_no_airflow"])
-    monkeypatch.setattr(LocalCluster, "_airflow_specs", space["_stand_ins"])
+    servicesonly.patch(monkeypatch, SERVICES_ONLY, CLOCKS=CLOCKS)
 
 
 def _cgroup_dirs(cluster_id: str) -> list[Path]:

@@ -27,6 +27,7 @@ from types import SimpleNamespace
 
 import psycopg
 import pytest
+import servicesonly
 
 from harness.core.errors import HarnessError
 from harness.core.events import EventBus
@@ -72,15 +73,8 @@ API = textwrap.dedent(
     http.server.ThreadingHTTPServer(("0.0.0.0", int(sys.argv[1])), H).serve_forever()
     """
 )
-SERVICES_ONLY = textwrap.dedent(
+SERVICES_ONLY = servicesonly.source(
     """
-    import sys
-    from harness.platform.local import checks
-    from harness.platform.local.cluster import LocalCluster
-
-    def _no_airflow(self):  # the services only: no `airflow db migrate`
-        pass
-
     def _stand_ins(self):
         port = self.ports["api-server-0"]
         ready = checks.http_check(port, "/api/v2/version", host=self._address_of("api-server-0"))
@@ -88,19 +82,12 @@ SERVICES_ONLY = textwrap.dedent(
                            ports=(port,), readiness=ready)]
     """
 )
-APPLY_SERVICES_ONLY = textwrap.dedent(
-    """
-    LocalCluster._prepare_airflow = _no_airflow
-    LocalCluster._airflow_specs = _stand_ins
-    """
-)
+# applied only in a harness subprocess; in this process monkeypatch applies (and undoes) it
+APPLY_SERVICES_ONLY = servicesonly.APPLY
 
 
 def _services_only(monkeypatch) -> None:
-    space: dict = {"API": API}
-    exec(SERVICES_ONLY, space)
-    monkeypatch.setattr(LocalCluster, "_prepare_airflow", space["_no_airflow"])
-    monkeypatch.setattr(LocalCluster, "_airflow_specs", space["_stand_ins"])
+    servicesonly.patch(monkeypatch, SERVICES_ONLY, API=API)
 
 
 def _netns_inode(path: str | Path) -> tuple[int, int]:
