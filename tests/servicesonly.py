@@ -8,10 +8,16 @@ monkeypatch) and in a harness subprocess (``source + APPLY``, for the SIGKILL te
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import textwrap
+from pathlib import Path
 from typing import Any
 
+from harness.core.topology import Topology
 from harness.platform.local.cluster import LocalCluster
+from harness.platform.local.process import CLUSTER_VAR
 
 PRELUDE = textwrap.dedent(
     """
@@ -43,3 +49,20 @@ def patch(monkeypatch: Any, code: str, **names: Any) -> None:
     exec(code, space)
     monkeypatch.setattr(LocalCluster, "_prepare_airflow", space["_no_airflow"])
     monkeypatch.setattr(LocalCluster, "_airflow_specs", space["_stand_ins"])
+
+
+def start_harness(
+    script: Path, template: str, code: str, topology: Topology, *,
+    programs: dict[str, str], stderr: int | None = None,
+) -> subprocess.Popen:  # fmt: skip
+    """A harness subprocess of this checkout running ``template`` (its ``{services_only}``
+    filled with ``code`` and the apply lines; ``programs`` defined first) on ``topology``,
+    outside any cluster's marker; its stdout is a pipe."""
+    root = Path(__file__).resolve().parents[1]  # this checkout's harness, not another
+    defined = "".join(f"{name} = {text!r}\n" for name, text in programs.items())
+    script.write_text(defined + template.format(services_only=code + APPLY))
+    env = {k: v for k, v in os.environ.items() if k != CLUSTER_VAR}
+    env["PYTHONPATH"] = f"{root}:{env['PYTHONPATH']}" if env.get("PYTHONPATH") else str(root)
+    return subprocess.Popen([sys.executable, str(script), topology.model_dump_json()],
+                            stdout=subprocess.PIPE, stderr=stderr, text=True, env=env,
+                            cwd=root)  # fmt: skip

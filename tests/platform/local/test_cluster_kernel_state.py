@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
@@ -54,8 +53,6 @@ SERVICES_ONLY = servicesonly.source(
                            [sys.executable, "-c", CLOCKS, str(clocks)])]
     """
 )
-# applied only in a harness subprocess; in this process monkeypatch applies (and undoes) it
-APPLY_SERVICES_ONLY = servicesonly.APPLY
 
 
 def _services_only(monkeypatch) -> None:
@@ -212,14 +209,9 @@ HARNESS = textwrap.dedent(
 
 
 def test_the_watchdog_removes_everything_after_a_sigkill_of_the_harness(tmp_path):
-    script = tmp_path / "owner.py"
-    services_only = SERVICES_ONLY + APPLY_SERVICES_ONLY
-    script.write_text(f"CLOCKS = {CLOCKS!r}\n" + HARNESS.format(services_only=services_only))
-    root = Path(__file__).resolve().parents[3]  # this checkout's harness, not another
-    env = {k: v for k, v in os.environ.items() if k != CLUSTER_VAR}
-    env["PYTHONPATH"] = f"{root}:{env['PYTHONPATH']}" if env.get("PYTHONPATH") else str(root)
-    harness = subprocess.Popen([sys.executable, str(script), TOPOLOGY.model_dump_json()],
-                               stdout=subprocess.PIPE, text=True, env=env, cwd=root)  # fmt: skip
+    harness = servicesonly.start_harness(
+        tmp_path / "owner.py", HARNESS, SERVICES_ONLY, TOPOLOGY, programs={"CLOCKS": CLOCKS}
+    )
     try:
         line = harness.stdout.readline()
         assert line, "the harness did not start its cluster"
@@ -250,15 +242,14 @@ CTRL_C = textwrap.dedent(
 
 
 def test_nothing_is_left_after_a_ctrl_c_of_the_harness(tmp_path):
-    script = tmp_path / "owner.py"
-    services_only = SERVICES_ONLY + APPLY_SERVICES_ONLY
-    script.write_text(f"CLOCKS = {CLOCKS!r}\n" + CTRL_C.format(services_only=services_only))
-    root = Path(__file__).resolve().parents[3]
-    env = {k: v for k, v in os.environ.items() if k != CLUSTER_VAR}
-    env["PYTHONPATH"] = f"{root}:{env['PYTHONPATH']}" if env.get("PYTHONPATH") else str(root)
-    harness = subprocess.Popen([sys.executable, str(script), TOPOLOGY.model_dump_json()],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env=env, cwd=root)  # fmt: skip
+    harness = servicesonly.start_harness(
+        tmp_path / "owner.py",
+        CTRL_C,
+        SERVICES_ONLY,
+        TOPOLOGY,
+        programs={"CLOCKS": CLOCKS},
+        stderr=subprocess.PIPE,
+    )
     try:
         line = harness.stdout.readline()
         assert line, f"the harness did not start its cluster: {harness.stderr.read()[-2000:]}"

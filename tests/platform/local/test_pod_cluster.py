@@ -82,8 +82,6 @@ SERVICES_ONLY = servicesonly.source(
                            ports=(port,), readiness=ready)]
     """
 )
-# applied only in a harness subprocess; in this process monkeypatch applies (and undoes) it
-APPLY_SERVICES_ONLY = servicesonly.APPLY
 
 
 def _services_only(monkeypatch) -> None:
@@ -246,15 +244,14 @@ HARNESS = textwrap.dedent(
 
 @needs_root
 def test_the_watchdog_removes_the_pod_network_after_a_sigkill_of_the_harness(tmp_path):
-    script = tmp_path / "owner.py"
-    services_only = SERVICES_ONLY + APPLY_SERVICES_ONLY
-    script.write_text(f"API = {API!r}\n" + HARNESS.format(services_only=services_only))
-    root = Path(__file__).resolve().parents[3]  # this checkout's harness, not another
-    env = {k: v for k, v in os.environ.items() if k != CLUSTER_VAR}
-    env["PYTHONPATH"] = f"{root}:{env['PYTHONPATH']}" if env.get("PYTHONPATH") else str(root)
-    harness = subprocess.Popen([sys.executable, str(script), TOPOLOGY.model_dump_json()],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env=env, cwd=root)  # fmt: skip
+    harness = servicesonly.start_harness(
+        tmp_path / "owner.py",
+        HARNESS,
+        SERVICES_ONLY,
+        TOPOLOGY,
+        programs={"API": API},
+        stderr=subprocess.PIPE,
+    )
     try:
         line = harness.stdout.readline()
         assert line, f"the harness did not start its cluster: {harness.stderr.read()[-2000:]}"
