@@ -13,7 +13,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from harness.analysis.links import link_effects
 from harness.core import results
+from harness.core.history import events_frame
 
 DATA = Path(__file__).parent / "data"
 SMOKE_RUN = DATA / "smoke-run-1"
@@ -196,8 +198,36 @@ def synthesized_soak_repetition(number: int) -> dict[str, Any]:
         {"op": "stop", "target": "worker-0", "at_s": 120.5, "outage_s": 0.0,
          "ready_after_s": None},
     ]  # fmt: skip
-    rep.update(fault_outcomes=outcomes, faults_injected=3, failed_tasks=0, downtime_s=0.4)
+    rep.update(fault_outcomes=outcomes, faults_injected=3, failed_tasks=0, downtime_s=0.4,
+               links=synthesized_links())  # fmt: skip
     return rep
+
+
+def synthesized_links() -> list[dict[str, Any]]:
+    """``links`` of a repetition, by the analysis, from a synthesized history: worker-0 cut
+    from both api-servers 10-30 s (healed), two failed heartbeats logged meanwhile; then
+    200 ms of latency on postgres to scheduler-0 from 40 s, never healed."""
+
+    def ev(t: float, type_: str, **fields: Any) -> dict[str, Any]:
+        return {"t_mono": t, "t_wall": t + 1000.0, "type": type_, **fields}
+
+    rows = [ev(t / 10, "probe", target="lb", endpoint="/api/v2/monitor/health", ok=True,
+               outcome="ok", latency_s=0.004) for t in range(0, 600)]  # fmt: skip
+    rows += [
+        ev(10.0, "fault", op="partition", target="worker-0", phase="invoke", op_id=1,
+           peers=["api-server-0", "api-server-1"], both_ways=True, mode="blackhole"),
+        ev(10.01, "fault", op="partition", target="worker-0", phase="ok", op_id=1),
+        ev(30.0, "fault", op="heal", target="worker-0", phase="invoke", op_id=2),
+        ev(30.01, "fault", op="heal", target="worker-0", phase="ok", op_id=2),
+        ev(40.0, "fault", op="latency", target="postgres", phase="invoke", op_id=3,
+           peers=["scheduler-0"], both_ways=False, delay_ms=200.0, jitter_ms=50.0),
+        ev(40.01, "fault", op="latency", target="postgres", phase="ok", op_id=3),
+        *[ev(t, "log", replica="worker-0", kind="heartbeat", level="warning",
+             line="Failed to send heartbeat. Will be retried",
+             cause="httpx.ConnectTimeout: timed out") for t in (15.0, 20.0)],
+        ev(59.0, "marker", name="replica_logs", detail={}),
+    ]  # fmt: skip
+    return link_effects(events_frame(rows))
 
 
 def synthesized_fault_run(

@@ -20,6 +20,7 @@ import pandas as pd
 
 from harness.analysis import outages
 from harness.analysis.health import health_unhealthy
+from harness.analysis.links import link_effects
 from harness.analysis.load import load_summary
 from harness.analysis.scheduling import (
     dag_run_latency,
@@ -177,6 +178,7 @@ def analyse_repetition(
     if victim is not None:
         figures.update(victim_figures(df, ledger, victim, timeline, censor))
     figures.update(fault_timing(df, timeline, detect_window_s, run_end))
+    figures["links"] = link_effects(df, fault_mono)
     reasons, coverage = invalid_reasons(df, timeline, must_go_down, soak=soak)
     figures.update(prober=coverage, valid=not reasons, invalid_reasons=reasons,
                    censored=dict(censor.observed))  # fmt: skip

@@ -27,6 +27,10 @@ Type-specific fields (all optional beyond the first ones listed):
 - ``workload``: ``event`` (``trigger``, ``run_state``, ``task_state`` ...), ``dag_id``,
   ``run_id``, ``task_id``, ``state``, ``phase``.
 - ``marker``: ``name`` (``warmup_end``, ``baseline_start``, ``run_end`` ...), ``detail``.
+- ``log`` (a replica's log line that matters for faults, read after the repetition):
+  ``replica``, ``kind`` (:data:`LOG_KINDS`), ``level``, ``line`` (trimmed), ``cause`` (the
+  last exception line of a traceback under it). ``t_wall`` is the line's own timestamp;
+  ``t_mono`` is derived from it (wall minus the wall-monotonic offset when read).
 """
 
 from __future__ import annotations
@@ -43,7 +47,8 @@ import pandas as pd
 
 SCHEMA_VERSION = 1
 HISTORY_DIR = "history"
-EVENT_TYPES = ("probe", "request", "fault", "lifecycle", "workload", "marker")
+EVENT_TYPES = ("probe", "request", "fault", "lifecycle", "workload", "marker", "log")
+LOG_KINDS = ("heartbeat", "execution_api", "db", "broker", "lb", "error")
 OUTCOMES = ("ok", "http_error", "refused", "reset", "timeout", "other")
 FAULT_PHASES = ("invoke", "ok", "fail", "info")
 LIFECYCLE_STATES = (

@@ -25,8 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from harness.core.errors import HarnessError
 
 DEFAULT_AIRFLOW_VERSION = "3.3.2"
-# "pod" once the tests that address replicas on 127.0.0.1 are ported (a real run on it passed)
-DEFAULT_NETWORK: Literal["loopback", "pod"] = "loopback"
+# every replica its own host by default; without root the local cluster falls back to loopback
+DEFAULT_NETWORK: Literal["loopback", "pod"] = "pod"
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer", "worker")
 _CONFIG_KEY = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
 

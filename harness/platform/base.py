@@ -7,7 +7,7 @@ Experiments talk only to these protocols, so the same experiment runs on ``local
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from harness.core.errors import HarnessError
@@ -72,6 +72,15 @@ class Cluster(Protocol):
 
     def metadata(self) -> dict[str, Any]:
         """The setup to record with every result (versions, topology, overrides)."""
+        ...
+
+    def replica_log_mark(self) -> Any:
+        """A position in every replica's log (see :meth:`replica_log_lines`)."""
+        ...
+
+    def replica_log_lines(self, mark: Any) -> Iterable[tuple[str, list[str]]]:
+        """``(replica, its log lines since mark)`` for each replica (lines may start
+        earlier where the platform cannot cut exactly: readers filter by timestamp)."""
         ...
 
     def prepare_repetition(self) -> dict[str, int]:

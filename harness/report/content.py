@@ -62,6 +62,8 @@ class ExperimentSection:
     timelines: list[Curve] = field(default_factory=list)  # repetitions with a ledger
     scheduling: Curve | None = None  # the scatter, when the headline is about scheduling
     soak: Block | None = None  # a soak's faults in order
+    links: Block | None = None  # network faults: what crossed each cut or slowed link
+    link_samples: Block | None = None  # the replicas' first lines of each kind across one
 
 
 @dataclass

@@ -51,6 +51,7 @@ from harness.report.figures import (
     run_figures,
     scheduling_curve,
 )
+from harness.report.links import link_samples_block, links_block
 from harness.report.render import render
 from harness.report.runs import Run, headline_of, is_experiment_dir, load_run, load_summaries
 from harness.report.sections import (
@@ -94,6 +95,8 @@ def _experiment_sections(run: Run, out: Path) -> Iterator[ExperimentSection]:
             timelines=[t for t in timelines if t is not None],
             scheduling=scheduling_curve(v, out),
             soak=soak_block(v),
+            links=links_block(v),
+            link_samples=link_samples_block(v),
         )
 
 
@@ -110,7 +113,8 @@ def _intro(run: Run) -> str:
         + f"; Airflow {', '.join(versions)}. Sections: overview (each experiment's headline "
         "figures), setup, SLO verdicts, latency per phase, and per experiment its headline, "
         "baseline and load, scheduling scatter (when its headline is about scheduling), a "
-        "soak's faults, its repetitions, recovery curves and execution timelines (where a "
+        "soak's faults, the links its network faults cut or slowed and what crossed them, "
+        "its repetitions, recovery curves and execution timelines (where a "
         "repetition kept its ledger)."
     )
 

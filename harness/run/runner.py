@@ -34,6 +34,7 @@ from harness.core.provenance import harness_source, machine
 from harness.core.results import SUMMARY_SCHEMA_VERSION, write_summary
 from harness.faults.ops import inject
 from harness.faults.ops import targets as fault_targets
+from harness.observe import replica_logs
 from harness.observe.load.process import LoadProcess
 from harness.observe.probe.prober import ProbeTarget
 from harness.observe.probe.process import ProberProcess
@@ -169,6 +170,7 @@ def run_repetition(
     writer = HistoryWriter(out_dir, "cluster")
     unsubscribe = cluster.bus.record_to(writer)
     ledger_mark = cluster.ledger_mark()
+    log_mark, log_since = cluster.replica_log_mark(), time.time()
     targets = [ProbeTarget("lb", cluster.lb_url, experiment.lb_endpoints)]
     targets += [ProbeTarget(n, u, (LIVENESS,)) for n, u in cluster.api_server_urls.items()]
     prober = ProberProcess(targets, out_dir, interval_s=0.05, timeout_s=1.0)
@@ -228,6 +230,7 @@ def run_repetition(
         drained = driver.drain(experiment.drain_timeout_s)
         writer.append("marker", name="drain_end", detail={"drained": drained})
         driver.stop()
+        _record_replica_logs(cluster, out_dir, writer, log_mark, log_since)
         unsubscribe()
         writer.close()
         workload_writer.close()
@@ -247,6 +250,20 @@ def run_repetition(
     figures["invalid_reasons"] += unknown_gates(experiment.hypotheses, figures)
     figures["valid"] = not figures["invalid_reasons"]
     return figures
+
+
+def _record_replica_logs(
+    cluster: Cluster, out_dir: Path, writer: HistoryWriter, mark: Any, since_wall: float
+) -> None:
+    """The replicas' log lines of the repetition as ``log`` events (an observer: a failure
+    is an ``observer_error``, the repetition's other results stay)."""
+    logs = HistoryWriter(out_dir, "replica-logs")
+    try:
+        replica_logs.record(logs, cluster.replica_log_lines(mark), since_wall)
+    except Exception as exc:
+        writer.append("marker", name="observer_error", detail=f"replica logs: {exc!r}")
+    finally:
+        logs.close()
 
 
 EXECUTION_COUNTS = ("lost_runs", "overlapping_executions", "zombie_false_positives",

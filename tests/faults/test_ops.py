@@ -59,8 +59,8 @@ def _statuses(cluster: LocalCluster, name: str) -> dict[int, str]:
     return statuses
 
 
-def _answers(port: int, path: str = "/api/v2/version") -> bool:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+def _answers(host: str, port: int, path: str = "/api/v2/version") -> bool:
+    conn = http.client.HTTPConnection(host, port, timeout=2)
     try:
         conn.request("GET", path)
         return conn.getresponse().status == 200
@@ -89,7 +89,7 @@ def test_an_interrupted_hold_still_undoes_pause_and_stop_service(cluster_factory
         ("pause", "invoke"), ("pause", "ok"), ("resume", "invoke"), ("resume", "ok"),
     ]  # fmt: skip
     deadline = time.monotonic() + 30
-    while not _answers(cluster.ports["api-server-0"]):
+    while not _answers(cluster.address("api-server-0"), cluster.ports["api-server-0"]):
         assert time.monotonic() < deadline, "the resumed api-server does not answer"
         time.sleep(0.2)
     assert api.incarnation == incarnation  # resumed, not replaced

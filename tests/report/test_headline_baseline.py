@@ -195,3 +195,24 @@ def test_runs_prints_each_variants_headline(synthesized: Path, capsys: pytest.Ca
     soak = lines[SYNTHESIZED_SOAK]
     assert "n=1  downtime median 0.400s  faults_injected median 3  failed_tasks median 0  " in soak
     assert "recovery" not in soak and soak.endswith("verdicts: 2 confirmed, 0 refuted, 1 unknown")
+
+
+def test_network_faults_get_a_row_per_link_with_what_crossed_it(md: str, synthesized: Path):
+    rows = _rows(_section(md, f"Links: {SYNTHESIZED_SOAK}"))
+    headers = rows[0]
+    assert headers[:8] == ["repetition", "link", "fault", "at", "held", "probes failed/sent",
+                           "Locust failed/sent", "tasks failed / retried"]  # fmt: skip
+    cut, slow = (dict(zip(headers, r, strict=True)) for r in rows[1:3])
+    assert cut["link"] == "`worker-0 ↔ api-server-0, api-server-1`"
+    assert (cut["fault"], cut["at"], cut["held"]) == ("partition blackhole", "0.01 s", "20.00 s")
+    assert cut["heartbeat"] == "2 (worker-0 2)" and cut["DB"] == "0"
+    assert cut["probes failed/sent"] == "lb 0/200 (p99 4.0 ms)"
+    assert slow["link"] == "`postgres → scheduler-0`"
+    assert slow["fault"] == "latency 200 ms ± 50 ms" and slow["held"].endswith("(never healed)")
+    samples = _rows(md.split(f"#### Links: {SYNTHESIZED_SOAK}\n")[1].split("\n#")[0])
+    first, second = samples[-2:]  # the evidence table: two heartbeat lines, 5 and 10 s in
+    assert (first[0], second[0]) == ("5.00 s", "10.00 s")
+    assert first[1:3] == ["`worker-0`", "heartbeat"]
+    assert first[4] == "`httpx.ConnectTimeout: timed out`"
+    assert f"Links: {SYNTHESIZED_SCHEDULER}" not in md  # no network fault: no section
+    assert "Links: " + SYNTHESIZED_SOAK in (synthesized / "report.html").read_text()

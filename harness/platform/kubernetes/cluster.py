@@ -63,6 +63,7 @@ from harness.platform.kubernetes.manifests import (
 )
 from harness.platform.kubernetes.nemesis import KubernetesNemesis
 from harness.platform.kubernetes.portforward import PortForward
+from harness.platform.kubernetes.replicalogs import ReplicaLogAccess
 from harness.platform.kubernetes.safety import GuardedApi, Scope
 from harness.platform.kubernetes.teardown import Teardown
 from harness.platform.kubernetes.watch import WATCH_TIMEOUT_S, Tap, watch_loop
@@ -74,7 +75,9 @@ LB_MODES = ("auto", "nodeport", "port-forward")
 LOGS_ENV = "HA_BENCH_K8S_LOGS_DIR"  # logs_dir when the caller passes none
 
 
-class KubernetesCluster(BringUp, LedgerAccess, ClusterAccess, Teardown, StartStopContext):
+class KubernetesCluster(
+    BringUp, LedgerAccess, ReplicaLogAccess, ClusterAccess, Teardown, StartStopContext
+):
     """A cluster under test on Kubernetes; ``with KubernetesCluster(topology, ...) as c:``."""
 
     platform = "kubernetes"

@@ -48,7 +48,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -225,6 +225,26 @@ class LocalCluster(StartStopContext):
     def replica_log(self, replica: str) -> Path | None:
         """The log file of ``replica`` (every incarnation appends to it)."""
         return self.replica(replica).spec.log_path
+
+    def replica_log_mark(self) -> dict[str, int]:
+        """Where each replica's log ends now (its size), for :meth:`replica_log_lines`."""
+        marks = {}
+        for name in self.replicas:
+            path = self.replica_log(name)
+            marks[name] = path.stat().st_size if path is not None and path.exists() else 0
+        return marks
+
+    def replica_log_lines(self, mark: dict[str, int]) -> Iterator[tuple[str, list[str]]]:
+        """Each replica's log lines written after ``mark`` (from the start of a file that
+        shrank), as ``(replica, lines)``."""
+        for name in self.replicas:
+            path = self.replica_log(name)
+            if path is None or not path.exists():
+                continue
+            with open(path, "rb") as f:
+                start = mark.get(name, 0)
+                f.seek(start if start <= path.stat().st_size else 0)
+                yield name, f.read().decode(errors="replace").splitlines()
 
     @property
     def nemesis(self) -> LocalNemesis:

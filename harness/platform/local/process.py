@@ -26,15 +26,15 @@ import pwd
 import signal
 import socket
 import subprocess
-import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.core.polling import poll
 from harness.platform.local import preexec
 from harness.platform.local.cgroups import ReplicaCgroup
+from harness.platform.local.net import ns
 
 UNIT_VAR = "HA_BENCH_UNIT"
 CLUSTER_VAR = "HA_BENCH_CLUSTER"
@@ -99,7 +99,7 @@ def port_is_free(port: int, host: str = "127.0.0.1", netns: str | None = None) -
     ``netns``, inside that named network namespace (``host``: any address there)."""
     if netns is not None:
         try:
-            return _in_netns(netns, lambda: port_is_free(port, "0.0.0.0"))
+            return ns.in_netns(netns, lambda: port_is_free(port, "0.0.0.0"))
         except FileNotFoundError:  # the namespace is gone (a network torn down): nothing binds
             return True
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -111,34 +111,6 @@ def port_is_free(port: int, host: str = "127.0.0.1", netns: str | None = None) -
                 return False
             raise
     return True
-
-
-def _in_netns(netns: str, action: Callable[[], bool]) -> bool:
-    """``action`` run in a new thread that entered ``netns`` first: ``setns(2)`` changes
-    only the calling thread's namespace, and the thread ends with it (a socket keeps the
-    namespace it was made in), so the rest of the process never sees the switch."""
-    import ctypes
-
-    result: list[bool | BaseException] = []
-
-    def run() -> None:
-        try:
-            fd = os.open(f"/run/netns/{netns}", os.O_RDONLY)
-            try:
-                if ctypes.CDLL(None, use_errno=True).setns(fd, 0x40000000) != 0:  # CLONE_NEWNET
-                    raise OSError(ctypes.get_errno(), f"cannot enter {netns}")
-            finally:
-                os.close(fd)
-            result.append(action())
-        except BaseException as exc:
-            result.append(exc)
-
-    thread = threading.Thread(target=run, name=f"netns-{netns}", daemon=True)
-    thread.start()
-    thread.join()
-    if isinstance(result[0], BaseException):
-        raise result[0]
-    return bool(result[0])
 
 
 def free_port(host: str = "127.0.0.1", exclude: set[int] | None = None) -> int:

@@ -93,7 +93,7 @@ def test_replicas_run_in_their_cgroups_and_postgres_gets_enospc_from_disk_fill(m
         assert cluster.metadata()["cgroups"]["version"] == HIERARCHY.version
         assert cluster.postgres_disk.mounted()
         nemesis = cluster.nemesis
-        admin = f"postgresql://airflow@127.0.0.1:{cluster.ports['postgres']}/postgres"
+        admin = cluster.dsn.rpartition("/")[0] + "/postgres"
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute("CREATE TABLE t (x text)")
         filled = nemesis.disk_fill("postgres")
@@ -149,7 +149,9 @@ def test_redis_comes_back_from_the_snapshot_after_a_kill_and_not_in_the_next_rep
 
     _services_only(monkeypatch)
     with LocalCluster(TOPOLOGY) as cluster:
-        client = redis.Redis(port=cluster.ports["redis"], socket_timeout=5)
+        client = redis.Redis(
+            host=cluster.address("redis"), port=cluster.ports["redis"], socket_timeout=5
+        )
         client.rpush("default", "queued-before")
         taken = cluster.nemesis.snapshot("redis")["detail"]
         assert (taken["queued_messages"], taken["keys"]) == (1, 1)

@@ -38,10 +38,10 @@ pytestmark = pytest.mark.cluster
 
 
 @contextlib.contextmanager
-def lb_probe(run_dir: Path, port: int) -> Iterator[Callable[[], pd.DataFrame]]:
+def lb_probe(run_dir: Path, url: str) -> Iterator[Callable[[], pd.DataFrame]]:
     """The harness's own open-loop prober on the LB (every 50 ms, 1 s timeout) in its own
     process; yields a reader of the probe observations recorded so far."""
-    target = ProbeTarget("lb", f"http://127.0.0.1:{port}")
+    target = ProbeTarget("lb", url)
     with ProberProcess([target], run_dir):
         yield lambda: observations(read_history(run_dir), target="lb")
 
@@ -85,7 +85,7 @@ def test_killing_the_only_api_server_means_downtime_until_the_replacement_is_rea
     with LocalCluster(SMALL, logs_dir=tmp_path / "logs") as cluster:
         events = _events(cluster)
         ports = dict(cluster.ports)
-        with lb_probe(tmp_path / "probe", cluster.ports["lb"]) as observed:
+        with lb_probe(tmp_path / "probe", cluster.lb_url) as observed:
             time.sleep(1.0)
             fault = cluster.nemesis.kill("api-server-0")
             replica = cluster.replica("api-server-0")
@@ -127,7 +127,8 @@ def test_killing_the_only_api_server_means_downtime_until_the_replacement_is_rea
         assert outage.duration_s > 0 and outage.end_mono >= quiet_until
         assert ready - killed_at > 1.0  # an api-server needs seconds to start: the floor
         # the replacement bound the same port and answers directly
-        conn = http.client.HTTPConnection("127.0.0.1", ports["api-server-0"], timeout=5)
+        conn = http.client.HTTPConnection(cluster.address("api-server-0"), ports["api-server-0"],
+                                          timeout=5)  # fmt: skip
         conn.request("GET", "/api/v2/version")
         assert conn.getresponse().status == 200
         conn.close()
@@ -158,7 +159,7 @@ def _assert_setup_recorded(cluster: LocalCluster) -> None:
 def test_killing_one_of_two_api_servers_leaves_haproxy_serving(ha_cluster, tmp_path):
     cluster = ha_cluster
     events = _events(cluster)
-    with lb_probe(tmp_path / "probe", cluster.ports["lb"]) as observed:
+    with lb_probe(tmp_path / "probe", cluster.lb_url) as observed:
         time.sleep(1.0)
         fault = cluster.nemesis.kill("api-server-1")
         time.sleep(4.0)

@@ -8,6 +8,7 @@ import json
 import os
 import secrets
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -19,7 +20,7 @@ import pytest
 
 from harness.core.errors import HarnessError
 from harness.platform.local import watchdog
-from harness.platform.local.net import PodNetwork, available, leftover, remove_cluster_network
+from harness.platform.local.net import PodNetwork, available, leftover, ns, remove_cluster_network
 from harness.platform.local.net.pods import Host
 
 OK, NOTE = available()
@@ -141,10 +142,33 @@ def test_hosts_have_their_own_addresses_and_the_root_namespace_is_untouched(net)
     routes = subprocess.run([*net.hosts["a"].exec_prefix, "ip", "route"], capture_output=True,
                             text=True).stdout  # fmt: skip
     assert "default" not in routes
-    # preexec_fn=host.enter puts a process into the host's namespace too
-    inside = subprocess.run(["ip", "-o", "-4", "addr", "show", "eth0"], capture_output=True,
-                            text=True, preexec_fn=net.hosts["b"].enter).stdout  # fmt: skip
-    assert net.hosts["b"].address in inside
+
+
+def test_netlink_and_sockets_in_a_host_need_no_fork(net, monkeypatch):
+    """pyroute2's IPRoute(netns=...) forks this threaded process (a hang seen in CI); ours
+    opens the socket from a thread that entered the namespace, and leaves the caller be."""
+
+    def no_fork() -> int:
+        raise AssertionError("forked")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    host = net.hosts["b"]
+    with ns.route(host.netns) as ip:
+        eth0 = ip.link_lookup(ifname="eth0")[0]
+        inside = [m.get_attr("IFA_ADDRESS") for m in ip.get_addr(index=eth0, family=2)]
+    assert inside == [host.address]
+    bound = ns.in_netns(host.netns, lambda: _bind(host.address))
+    assert bound == host.address
+    with pytest.raises(OSError):  # the address is not the root namespace's
+        _bind(host.address)
+    with pytest.raises(FileNotFoundError):
+        ns.in_netns(f"{net.cluster_id}-nosuchhost", lambda: None)
+
+
+def _bind(address: str) -> str:
+    with socket.socket() as s:
+        s.bind((address, 0))
+        return s.getsockname()[0]
 
 
 @pytest.mark.parametrize("mode", ["blackhole", "reject"])

@@ -87,15 +87,17 @@ def test_a_throttled_scheduler_gets_its_quota_and_keeps_running(cluster):
 
 
 def test_a_frozen_api_server_leaves_the_lb_and_comes_back_on_thaw(cluster):
-    port = cluster.ports["lb_stats"]
-    _wait(lambda: lb_server_states(port).get("api-server-0"), 60, "api-server-0 in the LB")
+    def states() -> dict[str, bool]:
+        return lb_server_states(cluster.ports["lb_stats"], host=cluster.address("haproxy"))
+
+    _wait(lambda: states().get("api-server-0"), 60, "api-server-0 in the LB")
     cluster.nemesis.freeze("api-server-0")
     try:
-        _wait(lambda: lb_server_states(port).get("api-server-0") is False, 5, "out of the LB")
-        assert lb_server_states(port).get("api-server-1"), "the other one serves"
+        _wait(lambda: states().get("api-server-0") is False, 5, "out of the LB")
+        assert states().get("api-server-1"), "the other one serves"
     finally:
         cluster.nemesis.thaw("api-server-0")
-    _wait(lambda: lb_server_states(port).get("api-server-0"), 30, "back in the LB")
+    _wait(lambda: states().get("api-server-0"), 30, "back in the LB")
     assert cluster.replica("api-server-0").incarnation == 1, "frozen, not restarted"
 
 
@@ -127,7 +129,7 @@ def test_a_skewable_scheduler_runs_under_libfaketime_and_its_heartbeat_moves(clu
 
 
 def test_a_full_postgres_disk_fails_writes_and_the_cluster_recovers(cluster):
-    admin = f"postgresql://airflow@127.0.0.1:{cluster.ports['postgres']}/postgres"
+    admin = cluster.dsn.rpartition("/")[0] + "/postgres"
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute("CREATE TABLE IF NOT EXISTS ha_bench_fill (x text)")
     cluster.nemesis.disk_fill("postgres")

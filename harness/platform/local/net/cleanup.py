@@ -16,8 +16,6 @@ from __future__ import annotations
 import hashlib
 import subprocess
 
-from pyroute2 import IPRoute, netns
-
 from harness.platform.local.net import ns, rules
 from harness.platform.local.net.delay import MODULE as DELAY_MODULE
 
@@ -32,7 +30,7 @@ def node_link_name(cluster_id: str) -> str:
 def node_links(cluster_id: str) -> list[str]:
     """Root-namespace links of the cluster's node host (by alias; normally one or none)."""
     try:
-        with IPRoute() as ip:
+        with ns.route() as ip:
             return [link.get_attr("IFLA_IFNAME") for link in ip.get_links()
                     if link.get_attr("IFLA_IFALIAS") == f"{NODE_ALIAS}{cluster_id}"]  # fmt: skip
     except Exception:
@@ -73,12 +71,12 @@ def remove_cluster_network(cluster_id: str) -> list[str]:
             alive = ns.kill_all(ns.pids_in(name))
             problems += [f"process {p} in {name} survived SIGKILL" for p in alive]
             try:
-                netns.remove(name)
+                ns.remove(name)
             except Exception as exc:
                 problems.append(f"cannot remove network namespace {name}: {exc}")
         for link in node_links(cluster_id):  # normally gone with the switch namespace
             try:
-                with IPRoute() as ip:
+                with ns.route() as ip:
                     ip.link("del", index=ip.link_lookup(ifname=link)[0])
             except Exception as exc:
                 if link in node_links(cluster_id):

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pyroute2 import IPRoute, netns
+from pyroute2 import IPRoute
 
 from harness.core.errors import HarnessError
 from harness.core.polling import poll
@@ -73,8 +73,8 @@ class Host:
     To run a process in it, prefer ``subprocess.Popen([*host.exec_prefix, *argv])``:
     ``ip netns exec`` execs the command (the PID is the command's), is safe with threads,
     and gives it a private mount namespace with a ``/sys`` of this network namespace.
-    ``preexec_fn=host.enter`` (pyroute2's ``setns`` in the forked child) keeps the
-    caller's mount namespace but, like any ``preexec_fn``, is unsafe in a threaded parent.
+    (The local cluster's supervisor enters the namespace in ``preexec``'s exec wrapper
+    instead, keeping the host's mount namespace.)
     """
 
     name: str
@@ -89,11 +89,6 @@ class Host:
     @property
     def exec_prefix(self) -> list[str]:
         return ns.exec_prefix(self.netns) if self.netns is not None else []
-
-    def enter(self) -> None:
-        """Move the calling process into this host's namespace (never creates one)."""
-        if self.netns is not None:
-            netns.setns(self.netns, flags=0)
 
 
 @dataclass
@@ -122,10 +117,10 @@ def _used_networks() -> list[ipaddress.IPv4Network]:
                     used.append(ipaddress.ip_network(
                         f"{msg.get_attr('RTA_DST')}/{msg['dst_len']}", strict=False))  # fmt: skip
 
-    with IPRoute() as ip:
+    with ns.route() as ip:
         collect(ip, routes=True)
     for name in ns.names():
-        with contextlib.suppress(Exception), IPRoute(netns=name) as ip:
+        with contextlib.suppress(Exception), ns.route(name) as ip:
             collect(ip, routes=False)
     return used
 
@@ -180,18 +175,18 @@ class PodNetwork:
         if name in ns.names():
             fix = f"remove a crashed run's leftovers: ip netns del {name}"
             raise HarnessError(f"network namespace {name} already exists", fix=fix)
-        netns.create(name)
+        ns.create(name)
         done = ns.run(name, ["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1",
                              "net.ipv6.conf.default.disable_ipv6=1"])  # fmt: skip
         if done.returncode != 0:
             raise HarnessError(f"cannot turn IPv6 off in {name}: {done.stderr.strip()}",
                                fix="install procps (sysctl)")  # fmt: skip
-        with IPRoute(netns=name) as ip:
+        with ns.route(name) as ip:
             ip.link("set", index=ip.link_lookup(ifname="lo")[0], state="up")
 
     def _make_switch(self) -> None:
         self._namespace(self.switch)
-        with IPRoute(netns=self.switch) as ip:
+        with ns.route(self.switch) as ip:
             ip.link("add", ifname=BRIDGE, kind="bridge")
             index = ip.link_lookup(ifname=BRIDGE)[0]
             ip.link("set", index=index, ifalias=f"{ALIAS}{self.subnet}", state="up")
@@ -213,10 +208,10 @@ class PodNetwork:
         # made from the switch's side, naming the new host's namespace, it failed once in
         # three real bring-ups (FileNotFoundError for /var/run/netns/<host>, a file that
         # existed); this way nothing depends on a just-made namespace file being seen
-        with IPRoute(netns=host.netns) as ip:
+        with ns.route(host.netns) as ip:
             ip.link("add", ifname="eth0", kind="veth",
                     peer={"ifname": port, "net_ns_fd": self.switch})  # fmt: skip
-        with IPRoute(netns=self.switch) as ip:
+        with ns.route(self.switch) as ip:
             index = poll(lambda: (ip.link_lookup(ifname=port) or [None])[0], timeout_s=5,
                          interval_s=0.05)  # fmt: skip
             if index is None:
@@ -224,7 +219,7 @@ class PodNetwork:
                                    fix=f"check `ip -n {self.switch} link`")  # fmt: skip
             ip.link("set", index=index, master=ip.link_lookup(ifname=BRIDGE)[0],
                     ifalias=name, state="up")  # fmt: skip
-        with IPRoute(netns=host.netns) as ip:
+        with ns.route(host.netns) as ip:
             index = ip.link_lookup(ifname="eth0")[0]
             ip.addr("add", index=index, address=host.address, prefixlen=24)
             ip.link("set", index=index, state="up")
@@ -243,7 +238,7 @@ class PodNetwork:
             raise HarnessError("a pod network has at most 253 hosts")
         host = Host(name, None, str(self.subnet[number]))
         link, port = node_link_name(self.cluster_id), f"p{number}"
-        with IPRoute() as ip:
+        with ns.route() as ip:
             ip.link("add", ifname=link, kind="veth",
                     peer={"ifname": port, "net_ns_fd": self.switch})  # fmt: skip
             index = ip.link_lookup(ifname=link)[0]
@@ -252,7 +247,7 @@ class PodNetwork:
             ip.link("set", index=index, ifalias=f"{NODE_ALIAS}{self.cluster_id}")
             ip.addr("add", index=index, address=host.address, prefixlen=24)
             ip.link("set", index=index, state="up")
-        with IPRoute(netns=self.switch) as ip:
+        with ns.route(self.switch) as ip:
             index = ip.link_lookup(ifname=port)[0]
             ip.link("set", index=index, master=ip.link_lookup(ifname=BRIDGE)[0],
                     ifalias=name, state="up")  # fmt: skip

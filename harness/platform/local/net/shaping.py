@@ -12,8 +12,6 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 
-from pyroute2 import IPRoute
-
 from harness.platform.local.net import ns
 
 _LIMITED, _FREE = 0x20, 0x10
@@ -22,7 +20,7 @@ _netem: bool | None = None
 
 def limit(netns: str, rate_kbit: int, destinations: list[str] | None) -> None:
     """Limit what ``netns``'s eth0 sends (to ``destinations``, or everything)."""
-    with IPRoute(netns=netns) as ip:
+    with ns.route(netns) as ip:
         index = ip.link_lookup(ifname="eth0")[0]
         ip.tc("add", "htb", index=index, handle="1:",
               default=_FREE if destinations is not None else _LIMITED)  # fmt: skip
@@ -41,7 +39,7 @@ def clear(netns: str) -> str | None:
     if netns not in ns.names():
         return None
     try:
-        with IPRoute(netns=netns) as ip:
+        with ns.route(netns) as ip:
             ip.tc("del", "htb", index=ip.link_lookup(ifname="eth0")[0], handle="1:")
     except Exception as exc:
         return f"cannot remove the bandwidth limit in {netns}: {exc}"
@@ -54,7 +52,7 @@ def netem_available(netns: str) -> bool:
     global _netem
     if _netem is None:
         try:
-            with IPRoute(netns=netns) as ip:
+            with ns.route(netns) as ip:
                 index = ip.link_lookup(ifname="lo")[0]
                 ip.tc("add", "netem", index=index, handle="1:", delay=1000)
                 with contextlib.suppress(Exception):
