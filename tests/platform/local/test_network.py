@@ -20,7 +20,14 @@ import pytest
 
 from harness.core.errors import HarnessError
 from harness.platform.local import watchdog
-from harness.platform.local.net import PodNetwork, available, leftover, ns, remove_cluster_network
+from harness.platform.local.net import (
+    PodNetwork,
+    available,
+    leftover,
+    ns,
+    remove_cluster_network,
+    shaping,
+)
 from harness.platform.local.net.pods import Host
 
 OK, NOTE = available()
@@ -207,7 +214,8 @@ def test_latency_adds_the_requested_delay_to_a_to_b_only(net):
     base_ab, base_ac = _median_connect(net, "a", "b"), _median_connect(net, "a", "c")
     fault = net.latency(["a"], ["b"], 100)
     try:
-        assert fault["mechanism"].endswith("NFQUEUE") and fault["rules"][0]["delay_pid"]
+        if not fault["netem"]:  # this kernel: NFQUEUE and a delay program
+            assert fault["mechanism"].endswith("NFQUEUE") and fault["rules"][0]["delay_pid"]
         added = _median_connect(net, "a", "b") - base_ab  # the SYN waits once per connect
         other = _median_connect(net, "a", "c") - base_ac
     finally:
@@ -216,6 +224,42 @@ def test_latency_adds_the_requested_delay_to_a_to_b_only(net):
     assert abs(added - 0.100) <= 0.010 + 0.005, added
     assert abs(other) < 0.005, other
     assert _median_connect(net, "a", "b", 5) - base_ab < 0.01  # healed
+
+
+def test_the_netem_tree_sends_exactly_the_named_destinations_to_its_leaf(net):
+    """The tc tree a netem latency builds, with pfifo as the leaf (this kernel has no netem):
+    a's packets to b pass the leaf, to c they do not; heal removes the tree."""
+    a, b = net.hosts["a"], net.hosts["b"]
+    fault = net._netem_latency(["a"], ["b"], [(["a"], [b.address])], 50.0, 0.0, False,
+                               leaf="pfifo")  # fmt: skip
+    try:
+        assert fault["mechanism"] == "tc pfifo (stand-in for netem)" and not fault["netem"]
+        before = shaping.leaf_packets(a.netns)
+        _delivered(net, "a", "c", 50)
+        to_c = shaping.leaf_packets(a.netns) - before
+        _delivered(net, "a", "b", 50)
+        to_b = shaping.leaf_packets(a.netns) - before - to_c
+        with pytest.raises(HarnessError, match="already have"):  # one tc tree per host
+            net.bandwidth(["a"], ["c"], 1000)
+    finally:
+        assert net.heal(fault) == []
+    print(f"netem tree: {to_b} packets to b through the leaf, {to_c} to c")
+    assert to_b >= 50 and to_c == 0
+    with pytest.raises(LookupError):
+        shaping.leaf_packets(a.netns)
+
+
+def test_netem_latency_where_the_kernel_has_netem(net):
+    if not shaping.netem_available(net.switch):
+        pytest.skip("this kernel has no netem qdisc: latency goes through NFQUEUE")
+    base = _median_connect(net, "a", "b")
+    fault = net.latency(["a"], ["b"], 100)
+    try:
+        assert fault["mechanism"] == "netem"
+        added = _median_connect(net, "a", "b") - base
+    finally:
+        assert net.heal(fault) == []
+    assert abs(added - 0.100) <= 0.010 + 0.005, added
 
 
 def test_loss_drops_the_requested_fraction_on_the_switch(net):

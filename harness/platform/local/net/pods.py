@@ -341,20 +341,23 @@ class PodNetwork:
     def latency(self, a: list[str], b: list[str], delay_ms: float, jitter_ms: float = 0.0, *,
                 both_ways: bool = False) -> dict[str, Any]:  # fmt: skip
         """Packets from ``a`` to ``b`` held ``delay_ms`` ± ``jitter_ms`` before they leave
-        (one way: an a→b round trip grows by ``delay_ms`` once): an NFQUEUE rule and a
-        delay program per source host (:mod:`.delay`). ``netem`` in the record says whether
-        the kernel has netem; it is not used yet (the reference kernel has none)."""
+        (one way: an a→b round trip grows by ``delay_ms`` once). Where the kernel has netem
+        (detected, :func:`.shaping.netem_available`), a netem qdisc on each source host's
+        eth0 (:func:`.shaping.delay`); else an NFQUEUE rule and a delay program per source
+        host (:mod:`.delay`; the reference kernel has no netem). ``mechanism`` says which."""
         if delay_ms < 0 or not 0 <= jitter_ms <= delay_ms:
             raise HarnessError(f"bad latency {delay_ms} ± {jitter_ms} ms",
                                fix="0 <= jitter_ms <= delay_ms")  # fmt: skip
         addr_a, addr_b = self._addresses(a), self._addresses(b)
         self._not_node(a + (b if both_ways else []), "latency from it")
+        directed = [(a, addr_b)] + ([(b, addr_a)] if both_ways else [])
+        if shaping.netem_available(self.switch):
+            return self._netem_latency(a, b, directed, delay_ms, jitter_ms, both_ways)
         binary = delay.iptables()
         detail = {"a": a, "b": b, "delay_ms": delay_ms, "jitter_ms": jitter_ms,
                   "both_ways": both_ways, "mechanism": f"{binary} NFQUEUE",
-                  "netem": shaping.netem_available(self.switch)}  # fmt: skip
+                  "netem": False}  # fmt: skip
         fault_id, fault = self._add("latency", {**detail, "rules": []})
-        directed = [(a, addr_b)] + ([(b, addr_a)] if both_ways else [])
         queue = int(fault_id[1:])  # queue numbers are per namespace: one per fault suffices
         comment = f"{self.table}:{fault_id}"
 
@@ -378,6 +381,38 @@ class PodNetwork:
 
         return self._apply(fault_id, fault, work)
 
+    def _netem_latency(self, a: list[str], b: list[str],
+                       directed: list[tuple[list[str], list[str]]], delay_ms: float,
+                       jitter_ms: float, both_ways: bool,
+                       leaf: str = "netem") -> dict[str, Any]:  # fmt: skip
+        """:meth:`latency` by a netem qdisc per source host (``leaf``: a stand-in qdisc
+        kind, for testing the tree where the kernel has no netem)."""
+        sources = [n for names, _ in directed for n in names]
+        self._tc_free(sources)
+        fault_id, fault = self._add("latency", {
+            "a": a, "b": b, "delay_ms": delay_ms, "jitter_ms": jitter_ms, "both_ways": both_ways,
+            "mechanism": "netem" if leaf == "netem" else f"tc {leaf} (stand-in for netem)",
+            "netem": leaf == "netem", "tc_hosts": sources, "rules": []})  # fmt: skip
+
+        def work() -> None:
+            for src_names, dst_addrs in directed:
+                for src in src_names:
+                    target = self.hosts[src].netns
+                    fault.undo.append(lambda t=target: shaping.clear(t))
+                    shaping.delay(target, dst_addrs, delay_ms, jitter_ms, leaf=leaf)
+                    fault.detail["rules"].append({"netns": target, "dev": "eth0", "to": dst_addrs,
+                                                  "qdisc": leaf})  # fmt: skip
+
+        return self._apply(fault_id, fault, work)
+
+    def _tc_free(self, hosts: list[str]) -> None:
+        """Refuse a second tc tree (bandwidth or netem delay) on a host's eth0."""
+        busy = [n for f in self._faults.values() for n in f.detail.get("tc_hosts", [])
+                if n in hosts]  # fmt: skip
+        if busy:
+            raise HarnessError(f"hosts {busy} already have a bandwidth limit or netem delay",
+                               fix="heal it first")  # fmt: skip
+
     def bandwidth(self, a: list[str], b: list[str] | None, rate_kbit: int) -> dict[str, Any]:
         """What each host of ``a`` sends (to hosts ``b``, or to anyone) limited to
         ``rate_kbit`` (shared by its destinations), by HTB on its ``eth0`` (:mod:`.shaping`).
@@ -387,12 +422,10 @@ class PodNetwork:
         self._addresses(a)
         self._not_node(a, "a bandwidth limit on it")
         addr_b = self._addresses(b) if b is not None else None
-        busy = [n for f in self._faults.values() if f.detail["op"] == "bandwidth"
-                for n in f.detail["a"] if n in a]  # fmt: skip
-        if busy:
-            raise HarnessError(f"hosts {busy} already have a bandwidth limit", fix="heal it first")
+        self._tc_free(a)
         fault_id, fault = self._add("bandwidth", {"a": a, "b": b, "rate_kbit": rate_kbit,
-                                                  "mechanism": "htb", "rules": []})  # fmt: skip
+                                                  "mechanism": "htb", "tc_hosts": list(a),
+                                                  "rules": []})  # fmt: skip
 
         def work() -> None:
             for src in a:
