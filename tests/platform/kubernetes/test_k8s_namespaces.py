@@ -174,3 +174,25 @@ def test_the_logs_directory_defaults_to_the_environment(tmp_path: Path, monkeypa
             assert cluster.logs_dir == tmp_path
     kept = sorted(d.name for d in (tmp_path / "kubernetes").iterdir())
     assert len(kept) == 2 and kept[0] == "ha-bench" and kept[1].startswith("ha-bench-")
+
+
+def test_replica_logs_are_read_per_replica_current_and_previous_with_kubelet_stamps():
+    """The kubelet's ``timestamps=true`` lines of the current and the previous container,
+    by replica name, and turned into ``log`` events only from the mark on."""
+    from harness.observe.replica_logs import log_events
+
+    api = FakeCluster()
+    pod = "airflow-api-server-6f7d8-00000"
+    old = "2026-12-01T12:00:00.000000000Z 2026-12-01T12:00:00.000000Z [error    ] before\n"
+    new = ("2026-12-01T12:10:00.100000000Z 2026-12-01T12:10:00.000000Z [error    ] API server "
+           "error [supervisor] status_code=503\n")  # fmt: skip
+    api.logs[(pod, "api-server", True)] = old
+    api.logs[(pod, "api-server", False)] = new
+    with owned_cluster(api) as cluster:
+        read = dict(cluster.replica_log_lines(cluster.replica_log_mark()))
+        replica = cluster.state.read(lambda t: t.replica_names("api-server"))[0]
+    assert read[replica] == [old.rstrip("\n"), new.rstrip("\n")]
+    assert len(read) == 9  # every pod of the cluster, Job pods by their own name
+    since = dt.datetime(2026, 12, 1, 12, 5, tzinfo=dt.UTC).timestamp()
+    events, counts = log_events(replica, read[replica], since)
+    assert counts == {"execution_api": 1} and events[0]["level"] == "error"
