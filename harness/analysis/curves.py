@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from harness.analysis import outages as analysis
+from harness.analysis.links import link_label, link_windows
 from harness.core.faultops import UNDO
 from harness.core.history import OUTCOMES
 
@@ -161,6 +162,7 @@ class RecoveryCurve:
     fault_label: str
     span: tuple[float, float]
     figures: dict[str, Any] = field(default_factory=dict)
+    links: list[tuple[str, float, float]] = field(default_factory=list)  # (link, from, to)
 
     @property
     def lb(self) -> pd.DataFrame:
@@ -218,8 +220,19 @@ def recovery_curve(
         lo, hi = -1.0, 1.0
     if len(events):
         lo = min(lo, float(events["t_s"].min()) - 0.5)
+    links = [(link_label(w), w["start"] - t0, w["end"] - t0) for w in link_windows(df)]
     return RecoveryCurve(
-        t0, bin_s, streams, endpoints, events, outages, marks, fault_label, (lo, hi), figures
+        t0,
+        bin_s,
+        streams,
+        endpoints,
+        events,
+        outages,
+        marks,
+        fault_label,
+        (lo, hi),
+        figures,
+        links,
     )
 
 

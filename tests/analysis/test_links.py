@@ -115,3 +115,22 @@ def test_logs_never_read_are_unknown_not_zero():
 
 def test_no_network_fault_no_links():
     assert link_effects(_history()) == [] and link_windows(events_frame([])) == []
+
+
+def test_the_recovery_curve_shades_each_link_window_and_names_the_link():
+    from harness.analysis.curves import recovery_curve
+    from harness.report.plots.recovery import recovery_curve_figure
+
+    df = _history(*_partition(20.0, 1), *_heal(40.0, 2))
+    curve = recovery_curve(df)
+    (link,) = curve.links
+    assert link[0] == "worker-0 ↔ api-server-0, api-server-1"
+    assert (round(link[1], 3), round(link[2], 3)) == (0.01, 20.02)  # seconds since the fault
+    fig = recovery_curve_figure(curve)
+    rate = fig.axes[0]
+    texts = [t.get_text() for t in rate.texts]
+    labels = [t.get_text() for t in rate.get_legend().get_texts()]
+    assert link[0] in texts and "link cut or slowed" in labels
+    assert "link cut or slowed" not in [
+        t.get_text() for t in recovery_curve_figure(recovery_curve(_history())).axes[0]
+        .get_legend().get_texts()]  # fmt: skip

@@ -59,7 +59,12 @@ def _steps(t: np.ndarray, *ys: np.ndarray) -> tuple[np.ndarray, ...]:
     return (t[keep], *(y[keep] for y in ys))
 
 
+LINK_COLOUR = "#9467bd"
+
+
 def _marks(ax, curve: RecoveryCurve) -> None:
+    for _, start, end in curve.links:  # a network fault's window: from its rules to the heal
+        ax.axvspan(start, end, color=LINK_COLOUR, alpha=0.07, linewidth=0, zorder=0)
     for key, (colour, style, _) in MARKS.items():
         t = curve.marks.get(key)
         if t is not None:
@@ -129,6 +134,10 @@ def _rate_panel(ax_rate: Axes, curve: RecoveryCurve) -> None:
     ax_rate.set_ylim(-3, 103)
     ax_rate.set_ylabel(f"LB probes (% per {bin_ms})")
     _marks(ax_rate, curve)
+    for i, (link, start, _) in enumerate(curve.links):
+        ax_rate.annotate(link, (start, 0.02 + 0.08 * (i % 3)), xycoords=("data", "axes fraction"),
+                         xytext=(3, 0), textcoords="offset points", fontsize=7,
+                         color=LINK_COLOUR, va="bottom")  # fmt: skip
     if curve.marks.get("fault") is not None and curve.fault_label:
         ax_rate.annotate(
             curve.fault_label,
@@ -145,6 +154,8 @@ def _rate_panel(ax_rate: Axes, curve: RecoveryCurve) -> None:
     handles, _ = ax_rate.get_legend_handles_labels()
     if curve.outages:
         handles.append(Patch(color="#d62728", alpha=0.12, label="LB outage"))
+    if curve.links:
+        handles.append(Patch(color=LINK_COLOUR, alpha=0.2, label="link cut or slowed"))
     handles += [
         Line2D([], [], color=c, linestyle=s, label=lab)
         for key, (c, s, lab) in MARKS.items()
@@ -246,7 +257,7 @@ def _lifecycle_panel(ax_life: Axes, curve: RecoveryCurve, replicas: list[str]) -
                 lab, Line2D([], [], marker=marker, color=colour, linestyle="", label=lab)
             )
     ax_life.set_yticks(range(len(replicas)), replicas)
-    ax_life.set_ylim(len(replicas) - 0.5, -0.5)
+    ax_life.set_ylim(max(len(replicas), 1) - 0.5, -0.5)  # no replica: one empty row
     ax_life.set_ylabel("lifecycle")
     _marks(ax_life, curve)
     order = [v[3] for v in STATE_STYLE.values()]
