@@ -126,6 +126,7 @@ def _logs(df: pd.DataFrame, start: float, end: float, t0: float) -> dict[str, An
                 "kind": r["kind"], "line": r["line"],
                 **({"cause": cause} if isinstance(cause, str) else {}),
             })  # fmt: skip
+    samples.sort(key=lambda x: x["at_s"])  # the first of each kind, in time order
     return {"counts": {str(k): int(v) for k, v in counts.items()}, "by_replica": by_replica,
             "samples": samples}  # fmt: skip
 
