@@ -13,6 +13,7 @@ Times are seconds since the repetition's first fault.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -52,6 +53,8 @@ def link_windows(df: pd.DataFrame) -> list[dict[str, Any]]:
                        & (faults["t_mono"] > start)]  # fmt: skip
         healed = not heals.empty
         peers = invoke.get("peers")
+        if isinstance(peers, str):  # history.parquet keeps nested values as JSON text
+            peers = json.loads(peers)
         windows.append({
             "op": invoke["op"], "target": invoke["target"],
             "peers": list(peers) if isinstance(peers, list | tuple | np.ndarray) else [],

@@ -4,6 +4,8 @@ states and replica ``log`` events)."""
 
 from __future__ import annotations
 
+import json
+
 from histories import ev, probes
 
 from harness.analysis.links import AFTER_HEAL_S, link_effects, link_label, link_windows
@@ -134,3 +136,11 @@ def test_the_recovery_curve_shades_each_link_window_and_names_the_link():
     assert "link cut or slowed" not in [
         t.get_text() for t in recovery_curve_figure(recovery_curve(_history())).axes[0]
         .get_legend().get_texts()]  # fmt: skip
+
+
+def test_peers_stored_as_json_text_still_name_the_link():
+    """``history.parquet`` keeps nested values as JSON text; the link still names them."""
+    df = _history(*_partition(20.0, 1), *_heal(40.0, 2))
+    df["peers"] = df["peers"].map(lambda v: json.dumps(v) if isinstance(v, list) else v)
+    (w,) = link_windows(df)
+    assert link_label(w) == "worker-0 ↔ api-server-0, api-server-1"
