@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.analysis.observations import column, observations
+from harness.analysis.observations import basic_stats, column, observations
 from harness.core.faultops import NETWORK_OPS
 
 AFTER_HEAL_S = 5.0
@@ -83,25 +83,21 @@ def _between(frame: pd.DataFrame, start: float, end: float) -> pd.DataFrame:
     return frame[(frame["t_mono"] >= start) & (frame["t_mono"] <= end)]
 
 
+def _crossed(rows: pd.DataFrame) -> dict[str, Any]:
+    """``sent``, ``failed`` and the ``p99_s`` of the answered (:func:`basic_stats`)."""
+    stats = basic_stats(rows)
+    return {"sent": stats["count"], "failed": stats["failures"],
+            "p99_s": stats["latency_p99_s"]}  # fmt: skip
+
+
 def _probes(df: pd.DataFrame, start: float, end: float) -> dict[str, dict[str, Any]]:
     seen = _between(observations(df), start, end)
-    out = {}
-    for target, rows in seen.groupby("target", sort=True):
-        answered = rows.loc[rows["ok"], "latency_s"].dropna()
-        out[str(target)] = {
-            "sent": len(rows), "failed": int((~rows["ok"]).sum()),
-            "p99_s": float(np.percentile(answered, 99)) if len(answered) else None,
-        }  # fmt: skip
-    return out
+    return {str(target): _crossed(rows) for target, rows in seen.groupby("target", sort=True)}
 
 
 def _requests(df: pd.DataFrame, start: float, end: float) -> dict[str, Any] | None:
     seen = _between(observations(df, kind="request"), start, end)
-    if seen.empty:
-        return None
-    answered = seen.loc[seen["ok"], "latency_s"].dropna()
-    return {"sent": len(seen), "failed": int((~seen["ok"]).sum()),
-            "p99_s": float(np.percentile(answered, 99)) if len(answered) else None}  # fmt: skip
+    return _crossed(seen) if len(seen) else None
 
 
 def _tasks(df: pd.DataFrame, start: float, end: float) -> dict[str, int]:
@@ -113,7 +109,7 @@ def _tasks(df: pd.DataFrame, start: float, end: float) -> dict[str, int]:
 
 
 def _logs(df: pd.DataFrame, start: float, end: float, t0: float) -> dict[str, Any]:
-    rows = _between(df[df["type"] == "log"], start, end) if "type" in df.columns else df
+    rows = _between(df[df["type"] == "log"], start, end)
     if rows.empty:
         return {"counts": {}, "by_replica": {}, "samples": []}
     counts = rows["kind"].value_counts()
@@ -144,12 +140,12 @@ def link_effects(df: pd.DataFrame, t0: float | None = None) -> list[dict[str, An
     if t0 is None:
         faults = _faults(df)
         t0 = float(faults["t_mono"].iloc[0])
-    has_logs = "type" in df.columns and bool((df["type"] == "log").any())
-    replica_logs_read = "name" in df.columns and bool((df["name"] == "replica_logs").any())
+    # logs read: a `log` event, or the reader's marker when it found nothing to keep
+    logs_read = bool((df["type"] == "log").any()) or (
+        "name" in df.columns and bool((df["name"] == "replica_logs").any()))  # fmt: skip
     out = []
     for w in windows:
         start, end = w["start"], w["end"]
-        logs = _logs(df, start, end + AFTER_HEAL_S, t0) if has_logs else None
         out.append({
             "link": link_label(w), "op": w["op"], "target": w["target"], "peers": w["peers"],
             "params": {k: w[k] for k in PARAMS if k in w},
@@ -157,7 +153,6 @@ def link_effects(df: pd.DataFrame, t0: float | None = None) -> list[dict[str, An
             "healed": w["healed"],
             "probes": _probes(df, start, end), "locust": _requests(df, start, end),
             "tasks": _tasks(df, start, end + AFTER_HEAL_S),
-            "logs": logs if logs is not None else (
-                {"counts": {}, "by_replica": {}, "samples": []} if replica_logs_read else None),
+            "logs": _logs(df, start, end + AFTER_HEAL_S, t0) if logs_read else None,
         })  # fmt: skip
     return out
