@@ -100,6 +100,11 @@ def _utc(text: str, fmt: str) -> float:
     return datetime.strptime(text, fmt).replace(tzinfo=UTC).timestamp()
 
 
+def _iso_utc(text: str) -> float:
+    """A UTC ISO 8601 stamp, fraction optional (``T`` or a space between date and time)."""
+    return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
+
+
 def parse(text: str) -> LogLine | None:
     """The timestamp and level of one raw line, or None for a line without a timestamp."""
     k8s = _K8S.match(text)
@@ -110,12 +115,9 @@ def parse(text: str) -> LogLine | None:
         t = _utc(k8s.group(1), "%Y-%m-%dT%H:%M:%S") + float(k8s.group(2) or 0)
         return LogLine(t, "info", k8s.group(3))
     if m := _STRUCTLOG.match(text):
-        stamp = m.group(1) if "." in m.group(1) else m.group(1) + ".0"
-        return LogLine(_utc(stamp, "%Y-%m-%dT%H:%M:%S.%f"), m.group(2).lower(), text)
+        return LogLine(_iso_utc(m.group(1)), m.group(2).lower(), text)
     if m := _POSTGRES.match(text):
-        stamp = m.group(1) if "." in m.group(1) else m.group(1) + ".0"
-        return LogLine(_utc(stamp, "%Y-%m-%d %H:%M:%S.%f"), m.group(2).lower(), text,
-                       postgres=True)  # fmt: skip
+        return LogLine(_iso_utc(m.group(1)), m.group(2).lower(), text, postgres=True)
     if m := _CELERY.match(text):
         t = _utc(m.group(1), "%Y-%m-%d %H:%M:%S") + int(m.group(2)) / 1000
         return LogLine(t, m.group(3).lower(), text)
