@@ -102,4 +102,4 @@ def link_samples_block(v: Variant) -> Block | None:
 def _code(text: Any) -> str:
     if not isinstance(text, str) or not text:
         return "-"
-    return "`" + text.replace("`", "'").replace("|", "\\|")[:240] + "`"
+    return "`" + text.replace("`", "'")[:240] + "`"  # `|` is escaped with the whole row

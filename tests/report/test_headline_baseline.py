@@ -216,3 +216,10 @@ def test_network_faults_get_a_row_per_link_with_what_crossed_it(md: str, synthes
     assert first[4] == "`httpx.ConnectTimeout: timed out`"
     assert f"Links: {SYNTHESIZED_SCHEDULER}" not in md  # no network fault: no section
     assert "Links: " + SYNTHESIZED_SOAK in (synthesized / "report.html").read_text()
+
+
+def test_a_log_line_with_a_pipe_is_escaped_once_in_the_markdown_row():
+    from harness.report.links import _code
+    from harness.report.render import _md_row
+
+    assert _md_row([_code("a | b `c`")]) == "| `a \\| b 'c'` |"
